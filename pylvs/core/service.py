@@ -183,6 +183,8 @@ class Dest:
     # uses them for the outer header of tunnel mode and for the PMTU check.
     path_src: int = 0
     path_mtu: int = 1500
+    # The service this dest belongs to (set when it is added).
+    svc: Service | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.weight > 0:

@@ -1,0 +1,461 @@
+"""The packet path: one IP packet in, one action out (ip_vs_core.c, without the I/O).
+
+``Engine.handle(packet, now, mark)`` decides what happens to one IPv4 packet that reached the
+director and returns an :class:`Action`; the backend carries it out. The engine never sends,
+sleeps or reads a clock: ``now`` comes with every call, and ``tick(now)`` runs the timers.
+
+The order of decisions follows ``ip_vs_in_hook`` / ``ip_vs_out_hook``:
+
+1. parse; malformed packets are dropped, packets pylvs does not handle (fragments, IPv6, other
+   protocols) are passed to the kernel untouched; each case has a counter in ``counters``;
+2. a packet of a known connection (client side) is forwarded by the connection's method, after
+   the TCP state machine and the counters have seen it; a new SYN on a closed connection may
+   reuse the port (conn_reuse_mode);
+3. a reply of a known NAT connection is source-NATed back to the virtual address;
+4. otherwise, a packet to a virtual service is scheduled (TCP: only a SYN without RST, unless
+   sloppy_tcp) and creates a connection, with a persistence template when the service is
+   persistent; if no real server is available the client gets ICMP port unreachable;
+5. ICMP errors quoting a tracked connection are forwarded with the connection, their quoted
+   header rewritten for NAT (ip_vs_in_icmp / ip_vs_out_icmp).
+
+If ``packet`` is a ``bytearray`` the engine rewrites it in place and returns it in the action;
+otherwise it works on a copy.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+from collections import Counter
+from typing import NamedTuple
+
+from pylvs.core import forward, tcpstate
+from pylvs.core.conntrack import (
+    CF_INACTIVE,
+    CF_NOOUTPUT,
+    CF_ONE_PACKET,
+    CF_TEMPLATE,
+    Conn,
+    flow_key,
+)
+from pylvs.core.ipvs import IPVS
+from pylvs.core.packet import Packet, ParseError, parse_icmp_inner, parse_ip
+from pylvs.core.service import (
+    AF_INET,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    Dest,
+    FwdMethod,
+    RateEstimator,
+    Service,
+)
+
+__all__ = ["Action", "Engine", "Verdict"]
+
+_log = logging.getLogger("pylvs.engine")
+
+IPPROTO_ICMP = 1
+_TCP_SYN = 0x02
+_TCP_RST = 0x04
+# ICMP types IPVS treats as related to a connection (ip_vs_in_icmp).
+_ICMP_RELATED = frozenset({3, 4, 11})
+_MASQ = int(FwdMethod.MASQ)
+_ROUTE = int(FwdMethod.ROUTE)
+_TUNNEL = int(FwdMethod.TUNNEL)
+_LOCALNODE = int(FwdMethod.LOCALNODE)
+_ACTIVE = tcpstate.ACTIVE_STATES
+_TRANSITIONS = tcpstate.TRANSITIONS
+_TCP_CLOSE = tcpstate.TCP_CLOSE
+
+
+class Verdict(enum.IntEnum):
+    """What the backend does with the packet (see :class:`Action`)."""
+
+    ACCEPT = 0  # not for pylvs, or passed on: let the kernel have it unchanged
+    DROP = 1  # drop it
+    REWRITE = 2  # NAT: let it continue with ``packet`` as its new content
+    ROUTE = 3  # DR: drop the original; send ``packet`` in an Ethernet frame to next_hop's MAC
+    TUNNEL = 4  # TUN: drop the original; send the encapsulated ``packet`` (an IP packet)
+    LOCAL = 5  # drop the original; send ``packet``, an ICMP error the director generated
+
+
+class Action(NamedTuple):
+    verdict: Verdict
+    packet: bytes | bytearray | None = None
+    next_hop: int = 0  # the IPv4 address the result is for (real server or client)
+
+
+ACCEPT = Action(Verdict.ACCEPT)
+DROP = Action(Verdict.DROP)
+
+
+class Engine(IPVS):
+    """IPVS state plus the packet path.
+
+    ``kernel_forwards_nat``: with NFQUEUE the kernel forwards a NAT-rewritten packet itself (and
+    decrements its TTL); with AF_PACKET the backend sends it, and the engine decrements the TTL.
+    ``check_ip_checksum``: verify IPv4 header checksums (the kernel has already done so for
+    packets that come through NFQUEUE).
+    """
+
+    def __init__(
+        self,
+        rng: random.Random | None = None,
+        *,
+        kernel_forwards_nat: bool = True,
+        check_ip_checksum: bool = False,
+    ) -> None:
+        super().__init__(rng)
+        self.kernel_forwards_nat = kernel_forwards_nat
+        self.check_ip_checksum = check_ip_checksum
+        self.counters: Counter[str] = Counter()
+        self._next_estimate = 0.0
+        self._next_housekeeping = 0.0
+        self._ip_id = 0
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Expire connections and run the rate estimator (every 2 s) and scheduler upkeep."""
+        self.now = now
+        self.table.expire(now)
+        if now >= self._next_estimate:
+            if self._next_estimate:
+                self.run_estimator()
+            self._next_estimate = now + RateEstimator.INTERVAL
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + 1.0
+            for svc in self.services_list:
+                if svc.scheduler is not None:
+                    svc.scheduler.expire(now)
+            self.purge_trash()
+
+    def next_deadline(self) -> float:
+        deadline = self.table.next_deadline()
+        soonest = min(self._next_estimate, self._next_housekeeping)
+        return soonest if deadline is None else min(deadline, soonest)
+
+    # -- the packet path -----------------------------------------------------------------------
+
+    def handle(self, packet: bytes | bytearray | memoryview, now: float, mark: int = 0) -> Action:
+        """Decide the fate of one IP packet (from its IP header) that reached the director."""
+        self.now = now
+        try:
+            p = parse_ip(packet)
+        except ParseError as exc:
+            self.counters["drop_" + exc.reason] += 1
+            return DROP
+        if p.version != 4:
+            self.counters["pass_ipv6"] += 1
+            return ACCEPT
+        if p.is_fragment:
+            # IPVS works on reassembled packets; pylvs passes fragments to the kernel.
+            self.counters["pass_fragment"] += 1
+            return ACCEPT
+        if self.check_ip_checksum and not forward.ip_checksum_ok(packet, p):
+            self.counters["drop_bad_ip_checksum"] += 1
+            return DROP
+        proto = p.proto
+        if proto == IPPROTO_TCP or proto == IPPROTO_UDP:
+            key = flow_key(AF_INET, proto, p.saddr, p.sport, p.daddr, p.dport)
+            conns = self.table
+            cp = conns.conn_in.get(key)
+            if cp is not None:
+                return self._in_existing(cp, packet, p, now, mark)
+            cp = conns.conn_out.get(key)
+            if cp is not None:
+                return self._out(cp, packet, p, now)
+            return self._in_new(packet, p, now, mark)
+        if proto == IPPROTO_ICMP:
+            return self._icmp(packet, p, now)
+        self.counters["pass_protocol"] += 1
+        return ACCEPT
+
+    def _in_existing(
+        self, cp: Conn, packet: bytes | bytearray | memoryview, p: Packet, now: float, mark: int
+    ) -> Action:
+        dest = cp.dest
+        if p.proto == IPPROTO_TCP and p.tcp_flags & _TCP_SYN and self.sysctls.conn_reuse_mode:
+            # A new SYN on an old connection (ip_vs_in_hook, is_new_conn_expected): reschedule if
+            # the old one is closed and uncontrolled, or if its dest was quiesced and
+            # expire_nodest_conn is set.
+            if (self.sysctls.expire_nodest_conn and dest.weight == 0) or (
+                cp.control is None
+                and (
+                    cp.state in (tcpstate.TCP_TIME_WAIT, tcpstate.TCP_CLOSE)
+                    or (
+                        self.sysctls.conn_reuse_mode & 2
+                        and cp.state == tcpstate.TCP_FIN_WAIT
+                        and cp.flags & CF_NOOUTPUT
+                    )
+                )
+            ):
+                if not cp.n_control:
+                    self.table.expire_now(cp)
+                self.counters["conn_reused"] += 1
+                return self._in_new(packet, p, now, mark)
+        if not dest.available:
+            if self.sysctls.expire_nodest_conn:
+                self.table.expire_now(cp)
+                return self._in_new(packet, p, now, mark)
+            self.counters["drop_dest_unavailable"] += 1
+            return DROP
+        return self._forward_in(cp, packet, p, now)
+
+    def _in_new(
+        self, packet: bytes | bytearray | memoryview, p: Packet, now: float, mark: int
+    ) -> Action:
+        svc = self.find_service(AF_INET, p.proto, p.daddr, p.dport, mark)
+        if svc is None:
+            return ACCEPT
+        if p.proto == IPPROTO_TCP:
+            flags = p.tcp_flags
+            if flags & _TCP_RST or not (flags & _TCP_SYN or self.sysctls.sloppy_tcp):
+                # tcp_conn_schedule: only a SYN starts a connection; the rest goes up the stack.
+                self.counters["pass_not_syn"] += 1
+                return ACCEPT
+        cp = self._schedule(svc, p, now)
+        if cp is None:
+            # ip_vs_leave: no real server available -> ICMP port unreachable, drop.
+            self.counters["no_dest"] += 1
+            return Action(
+                Verdict.LOCAL, forward.icmp_port_unreachable(packet, p, p.daddr), p.saddr
+            )
+        return self._forward_in(cp, packet, p, now)
+
+    # -- scheduling (ip_vs_schedule / ip_vs_sched_persist) ---------------------------------------
+
+    def _schedule(self, svc: Service, p: Packet, now: float) -> Conn | None:
+        sched = svc.scheduler
+        assert sched is not None
+        if svc.persistent:
+            return self._schedule_persist(svc, p, now)
+        if not svc.fwmark and p.dport != svc.port:
+            if not svc.port:
+                _log.error(
+                    "Schedule: port zero only supported in persistent services, "
+                    "check your ipvs configuration"
+                )
+            return None
+        dest = sched.schedule(svc, p.saddr, p.sport, p.daddr, now)
+        if dest is None:
+            _log.debug("%s: no destination available", svc.sched_name.upper())
+            return None
+        return self._new_conn(svc, dest, p, now)
+
+    def _schedule_persist(self, svc: Service, p: Packet, now: float) -> Conn | None:
+        tkey = self.template_key(svc, p.proto, p.saddr, p.daddr, p.dport)
+        ct = self.table.templates.get(tkey)
+        if ct is None or not self.check_template(ct):
+            assert svc.scheduler is not None
+            dest = svc.scheduler.schedule(svc, p.saddr, p.sport, p.daddr, now)
+            if dest is None:
+                _log.debug("%s: no destination available", svc.sched_name.upper())
+                return None
+            ct = Conn(tkey, dest, CF_TEMPLATE | int(dest.fwd), tcpstate.TCP_NONE, svc.timeout)
+            self._bind(ct)
+            self.table.add(ct, now)
+        else:
+            dest = ct.dest
+        cp = self._new_conn(svc, dest, p, now)
+        cp.control = ct
+        ct.n_control += 1
+        # Each use of a template re-arms its timer (ip_vs_conn_put on the template).
+        self.table.refresh(ct, now)
+        return cp
+
+    def _new_conn(self, svc: Service, dest: Dest, p: Packet, now: float) -> Conn:
+        """ip_vs_conn_new + ip_vs_bind_dest: a new connection, counted as inactive until its
+        first state transition; DR and tunnel connections never see output (NOOUTPUT)."""
+        fwd = int(dest.fwd)
+        flags = fwd | CF_INACTIVE
+        if fwd != _MASQ:
+            flags |= CF_NOOUTPUT
+        if svc.onepacket and p.proto == IPPROTO_UDP:
+            flags |= CF_ONE_PACKET
+        key = flow_key(AF_INET, p.proto, p.saddr, p.sport, p.daddr, p.dport)
+        # A new connection starts in NONE with a 3 s timeout (ip_vs_conn_new).
+        cp = Conn(key, dest, flags, tcpstate.TCP_NONE, 3)
+        self._bind(cp)
+        if not flags & CF_ONE_PACKET:
+            self.table.add(cp, now)
+        dest.stats.conns += 1
+        svc.stats.conns += 1
+        self.stats.conns += 1
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug(
+                "%s: scheduled %s:%d -> %s:%d to %s:%d (weight %d, active %d, inactive %d)",
+                svc.sched_name.upper(),
+                _ip(p.saddr),
+                p.sport,
+                _ip(p.daddr),
+                p.dport,
+                _ip(dest.addr),
+                cp.dport,
+                dest.weight,
+                dest.activeconns,
+                dest.inactconns,
+            )
+        return cp
+
+    # -- forwarding ----------------------------------------------------------------------------
+
+    def _set_tcp_state(self, cp: Conn, direction: int, tcp_flags: int) -> None:
+        """set_tcp_state: move along the table and keep activeconns/inactconns right."""
+        if cp.flags & CF_NOOUTPUT:
+            if direction == tcpstate.DIR_OUTPUT:
+                cp.flags &= ~CF_NOOUTPUT
+            else:
+                direction = tcpstate.DIR_INPUT_ONLY
+        event = tcpstate.event_of(tcp_flags)
+        new = _TCP_CLOSE if event < 0 else _TRANSITIONS[direction][event][cp.state]
+        if new != cp.state:
+            dest = cp.dest
+            if not cp.flags & CF_INACTIVE:
+                if new not in _ACTIVE:
+                    dest.activeconns -= 1
+                    dest.inactconns += 1
+                    cp.flags |= CF_INACTIVE
+            elif new in _ACTIVE:
+                dest.activeconns += 1
+                dest.inactconns -= 1
+                cp.flags &= ~CF_INACTIVE
+            cp.state = new
+        cp.timeout = self.tcp_timeouts[new]
+
+    def _writable(self, packet: bytes | bytearray | memoryview) -> bytearray:
+        return packet if isinstance(packet, bytearray) else bytearray(packet)
+
+    def _forward_in(
+        self, cp: Conn, packet: bytes | bytearray | memoryview, p: Packet, now: float
+    ) -> Action:
+        dest = cp.dest
+        svc = dest.svc
+        length = p.total_len
+        dest.stats.inpkts += 1
+        dest.stats.inbytes += length
+        if svc is not None:
+            svc.stats.inpkts += 1
+            svc.stats.inbytes += length
+        self.stats.inpkts += 1
+        self.stats.inbytes += length
+        if p.proto == IPPROTO_TCP:
+            self._set_tcp_state(cp, tcpstate.DIR_INPUT, p.tcp_flags)
+        else:
+            cp.timeout = self.udp_timeout
+        cp.in_pkts += 1
+        if cp.flags & CF_ONE_PACKET:
+            self._unbind(cp)
+        else:
+            self.table.refresh(cp, now)
+        return self._transmit(cp, packet, p)
+
+    def _transmit(self, cp: Conn, packet: bytes | bytearray | memoryview, p: Packet) -> Action:
+        """The connection's packet_xmit: NAT, DR or tunnel (ip_vs_xmit.c)."""
+        dest = cp.dest
+        fwd = cp.flags & 0x7
+        if fwd == _MASQ:
+            buf = self._writable(packet)
+            if not self.kernel_forwards_nat and not forward.decrement_ttl(buf, p):
+                return self._time_exceeded(packet, p)
+            forward.nat_in(buf, p, dest.addr, cp.dport)
+            return Action(Verdict.REWRITE, buf, dest.addr)
+        if fwd == _LOCALNODE:
+            return ACCEPT
+        if fwd == _ROUTE:
+            if p.df and p.total_len > dest.path_mtu:
+                return self._frag_needed(packet, p, dest.path_mtu)
+            buf = self._writable(packet)
+            if not forward.decrement_ttl(buf, p):
+                return self._time_exceeded(packet, p)
+            return Action(Verdict.ROUTE, buf, dest.addr)
+        # Tunnel: IPIP, the inner packet's TTL decremented first (decrement_ttl in ip_vs_xmit.c).
+        if forward.tun_needs_frag(p, dest.path_mtu):
+            return self._frag_needed(packet, p, dest.path_mtu - forward.IPIP_OVERHEAD)
+        buf = self._writable(packet)
+        if not forward.decrement_ttl(buf, p):
+            return self._time_exceeded(packet, p)
+        self._ip_id = (self._ip_id + 1) & 0xFFFF
+        outer = forward.tun_encap(buf, p, dest.path_src, dest.addr, self._ip_id)
+        return Action(Verdict.TUNNEL, outer, dest.addr)
+
+    def _frag_needed(self, packet: bytes | bytearray | memoryview, p: Packet, mtu: int) -> Action:
+        self.counters["frag_needed"] += 1
+        return Action(Verdict.LOCAL, forward.icmp_frag_needed(packet, p, p.daddr, mtu), p.saddr)
+
+    def _time_exceeded(self, packet: bytes | bytearray | memoryview, p: Packet) -> Action:
+        self.counters["ttl_exceeded"] += 1
+        return Action(Verdict.LOCAL, forward.icmp_time_exceeded(packet, p, p.daddr), p.saddr)
+
+    def _out(self, cp: Conn, packet: bytes | bytearray | memoryview, p: Packet, now: float) -> Action:
+        """handle_response: a real server's reply on a NAT connection, SNATed to the VIP."""
+        if cp.flags & 0x7 != _MASQ:
+            return ACCEPT
+        dest = cp.dest
+        svc = dest.svc
+        length = p.total_len
+        dest.stats.outpkts += 1
+        dest.stats.outbytes += length
+        if svc is not None:
+            svc.stats.outpkts += 1
+            svc.stats.outbytes += length
+        self.stats.outpkts += 1
+        self.stats.outbytes += length
+        if p.proto == IPPROTO_TCP:
+            self._set_tcp_state(cp, tcpstate.DIR_OUTPUT, p.tcp_flags)
+        else:
+            cp.timeout = self.udp_timeout
+        self.table.refresh(cp, now)
+        buf = self._writable(packet)
+        if not self.kernel_forwards_nat and not forward.decrement_ttl(buf, p):
+            return self._time_exceeded(packet, p)
+        _af, _proto, caddr, _cport, vaddr, vport = cp.fields
+        forward.nat_out(buf, p, vaddr, vport)
+        return Action(Verdict.REWRITE, buf, caddr)
+
+    # -- ICMP errors (ip_vs_in_icmp / ip_vs_out_icmp) --------------------------------------------
+
+    def _icmp(self, packet: bytes | bytearray | memoryview, p: Packet, now: float) -> Action:
+        if p.icmp_type not in _ICMP_RELATED:
+            return ACCEPT
+        try:
+            inner = parse_icmp_inner(packet, p)
+        except ParseError:
+            self.counters["pass_icmp_unparsable"] += 1
+            return ACCEPT
+        if inner.proto != IPPROTO_TCP and inner.proto != IPPROTO_UDP:
+            return ACCEPT
+        # The quoted packet travelled the other way, so its reversed tuple is the key: a client's
+        # error quotes a reply (VIP -> client): the in key; a real server's error quotes a
+        # request (client -> RIP): the out key.
+        key = flow_key(AF_INET, inner.proto, inner.daddr, inner.dport, inner.saddr, inner.sport)
+        cp = self.table.conn_in.get(key)
+        if cp is not None:
+            dest = cp.dest
+            dest.stats.inpkts += 1
+            dest.stats.inbytes += p.total_len
+            self.stats.inpkts += 1
+            self.stats.inbytes += p.total_len
+            fwd = cp.flags & 0x7
+            if fwd == _MASQ:
+                buf = self._writable(packet)
+                forward.nat_icmp_in(buf, p, inner, dest.addr, cp.dport)
+                return Action(Verdict.REWRITE, buf, dest.addr)
+            return self._transmit(cp, packet, p)
+        cp = self.table.conn_out.get(key)
+        if cp is not None and cp.flags & 0x7 == _MASQ:
+            dest = cp.dest
+            dest.stats.outpkts += 1
+            dest.stats.outbytes += p.total_len
+            self.stats.outpkts += 1
+            self.stats.outbytes += p.total_len
+            _af, _proto, caddr, _cport, vaddr, vport = cp.fields
+            buf = self._writable(packet)
+            forward.nat_icmp_out(buf, p, inner, vaddr, vport)
+            return Action(Verdict.REWRITE, buf, caddr)
+        return ACCEPT
+
+
+def _ip(addr: int) -> str:
+    return f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}"

@@ -1,0 +1,473 @@
+"""The IPVS state and its control operations (the part of ip_vs_ctl.c that ipvsadm talks to).
+
+:class:`IPVS` holds the virtual services, their real servers, the connection table, the timeouts
+and the sysctls, and implements :class:`pylvs.core.control.ControlAPI` with the kernel's rules and
+errno values. The packet path (:class:`pylvs.core.engine.Engine`) builds on it.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+from dataclasses import dataclass
+
+from pylvs.core import tcpstate
+from pylvs.core.conntrack import (
+    CF_INACTIVE,
+    CF_INVALID,
+    CF_TEMPLATE,
+    Conn,
+    ConnTable,
+    flow_key,
+)
+from pylvs.core.control import (
+    ConnInfo,
+    DestInfo,
+    DestSpec,
+    IPVSError,
+    ServiceInfo,
+    ServiceSpec,
+    Timeouts,
+    addr_from_text,
+    addr_to_text,
+)
+from pylvs.core.schedulers import SchedulerError, create
+from pylvs.core.service import (
+    AF_INET,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    Dest,
+    FwdMethod,
+    RateEstimator,
+    Service,
+    ServiceFlags,
+    Stats,
+    TunType,
+)
+
+__all__ = ["IPVS", "Sysctls"]
+
+# The kernel refuses timeouts above INT_MAX / HZ; ipvsadm itself caps at 31 days.
+_MAX_TIMEOUT = 2147483647 // 1000
+_INT_MAX = 2147483647
+
+
+@dataclass
+class Sysctls:
+    """The /proc/sys/net/ipv4/vs/* switches that change the packet path (ipvs-sysctl.rst)."""
+
+    expire_nodest_conn: int = 0
+    expire_quiescent_template: int = 0
+    sloppy_tcp: int = 0
+    conn_reuse_mode: int = 1
+
+
+class IPVS:
+    """Services, dests, connections and timeouts, with ipvsadm's control operations."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self.rng = rng if rng is not None else random.Random()
+        self.sysctls = Sysctls()
+        self.services_list: list[Service] = []
+        self._by_addr: dict[tuple[int, int, int, int], Service] = {}
+        self._by_mark: dict[tuple[int, int], Service] = {}
+        # Deleted dests still referenced by connections, by (service key, dest key): re-adding the
+        # same dest revives it with its counters (ip_vs_trash_get_dest).
+        self._trash: dict[tuple[tuple[int, int, int, int, int], tuple[int, int, int]], Dest] = {}
+        self.table = ConnTable(self._unbind)
+        self.stats = Stats()
+        self.stats0 = Stats()
+        self.est = RateEstimator()
+        # Per-state TCP timeouts (seconds) and the UDP timeout.
+        self.tcp_timeouts = list(tcpstate.DEFAULT_TIMEOUTS)
+        self.udp_timeout = 300
+        # Route facts towards real servers, filled by the backend: (af, addr) -> (src, mtu).
+        self.paths: dict[tuple[int, int], tuple[int, int]] = {}
+        # The time of the last packet or tick, for listings of time left.
+        self.now = 0.0
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def find_service(self, af: int, proto: int, addr: int, port: int, mark: int) -> Service | None:
+        """ip_vs_service_find: fwmark first, then the exact service, then a port-zero service."""
+        if mark:
+            svc = self._by_mark.get((af, mark))
+            if svc is not None:
+                return svc
+        svc = self._by_addr.get((af, proto, addr, port))
+        if svc is None and port:
+            svc = self._by_addr.get((af, proto, addr, 0))
+        return svc
+
+    def _svc_of(self, spec: ServiceSpec, op: str) -> tuple[int, int, int, int, int]:
+        """The internal key (fwmark, af, protocol, addr, port) of a request; EINVAL if malformed."""
+        if spec.fwmark:
+            return (spec.fwmark, spec.af, 0, 0, 0)
+        if spec.protocol not in (IPPROTO_TCP, IPPROTO_UDP):
+            raise IPVSError(errno.EAFNOSUPPORT, op, f"unsupported protocol {spec.protocol}")
+        try:
+            af, addr = addr_from_text(spec.addr)
+        except ValueError:
+            raise IPVSError(errno.EINVAL, op, f"bad address {spec.addr!r}") from None
+        if not 0 <= spec.port <= 0xFFFF:
+            raise IPVSError(errno.EINVAL, op, f"bad port {spec.port}")
+        return (0, af, spec.protocol, addr, spec.port)
+
+    def _lookup(self, spec: ServiceSpec, op: str) -> Service:
+        fwmark, af, proto, addr, port = self._svc_of(spec, op)
+        svc = self._by_mark.get((af, fwmark)) if fwmark else self._by_addr.get((af, proto, addr, port))
+        if svc is None:
+            raise IPVSError(errno.ESRCH, op)
+        return svc
+
+    # -- services ------------------------------------------------------------------------------
+
+    def add_service(self, spec: ServiceSpec) -> None:
+        op = "add_service"
+        fwmark, af, proto, addr, port = self._svc_of(spec, op)
+        existing = self._by_mark.get((af, fwmark)) if fwmark else self._by_addr.get((af, proto, addr, port))
+        if existing is not None:
+            raise IPVSError(errno.EEXIST, op)
+        svc = Service(af=af, protocol=proto, addr=addr, port=port, fwmark=fwmark)
+        self._apply_service(svc, spec, op)
+        self.services_list.append(svc)
+        if fwmark:
+            self._by_mark[(af, fwmark)] = svc
+        else:
+            self._by_addr[(af, proto, addr, port)] = svc
+
+    def edit_service(self, spec: ServiceSpec) -> None:
+        op = "update_service"
+        svc = self._lookup(spec, op)
+        self._apply_service(svc, spec, op)
+
+    def _apply_service(self, svc: Service, spec: ServiceSpec, op: str) -> None:
+        if spec.pe_name:
+            # The only kernel persistence engine is "sip"; pylvs has none yet.
+            raise IPVSError(errno.ENOENT, op, f"persistence engine {spec.pe_name!r} not found")
+        bits = 32 if svc.af == AF_INET else 128
+        if not 0 <= spec.netmask <= bits:
+            raise IPVSError(errno.EINVAL, op, f"bad netmask /{spec.netmask}")
+        if spec.persistent and not 1 <= spec.timeout <= _MAX_TIMEOUT:
+            raise IPVSError(errno.EINVAL, op, f"bad persistence timeout {spec.timeout}")
+        flags = ServiceFlags(spec.sched_flags & (ServiceFlags.SCHED1 | ServiceFlags.SCHED2 | ServiceFlags.SCHED3))
+        if spec.persistent:
+            flags |= ServiceFlags.PERSISTENT
+        if spec.ops:
+            flags |= ServiceFlags.ONEPACKET
+        if svc.scheduler is None or spec.scheduler != svc.sched_name:
+            old = svc.sched_name
+            svc.sched_name = spec.scheduler
+            try:
+                svc.scheduler = create(spec.scheduler, svc, self.rng)
+            except SchedulerError:
+                svc.sched_name = old
+                raise IPVSError(errno.ENOENT, op, f"scheduler {spec.scheduler!r} not found") from None
+        svc.flags = flags
+        svc.timeout = spec.timeout if spec.persistent else 0
+        svc.netmask = spec.netmask
+        svc.pe_name = spec.pe_name
+        svc.scheduler.update(svc)
+
+    def del_service(self, spec: ServiceSpec) -> None:
+        svc = self._lookup(spec, "del_service")
+        self._remove_service(svc)
+
+    def _remove_service(self, svc: Service) -> None:
+        for dest in list(svc.dests):
+            self._remove_dest(svc, dest)
+        self.services_list.remove(svc)
+        if svc.fwmark:
+            del self._by_mark[(svc.af, svc.fwmark)]
+        else:
+            del self._by_addr[(svc.af, svc.protocol, svc.addr, svc.port)]
+
+    def flush(self) -> None:
+        """ipvsadm -C: delete every service (connections stay until they expire)."""
+        for svc in list(self.services_list):
+            self._remove_service(svc)
+
+    # -- dests ---------------------------------------------------------------------------------
+
+    def _dest_key(self, svc: Service, spec: DestSpec, op: str) -> tuple[int, int, int]:
+        try:
+            af, addr = addr_from_text(spec.addr)
+        except ValueError:
+            raise IPVSError(errno.EINVAL, op, f"bad address {spec.addr!r}") from None
+        if not 0 <= spec.port <= 0xFFFF:
+            raise IPVSError(errno.EINVAL, op, f"bad port {spec.port}")
+        if af != svc.af and spec.fwd != FwdMethod.TUNNEL:
+            # Only tunnels may cross address families (ip_vs_add_dest).
+            raise IPVSError(errno.EAFNOSUPPORT, op)
+        return (af, addr, spec.port)
+
+    def _check_dest_spec(self, spec: DestSpec, op: str) -> None:
+        if not 0 <= spec.weight <= _INT_MAX:
+            raise IPVSError(errno.ERANGE, op, "weight out of range")
+        if spec.u_threshold < 0 or spec.l_threshold < 0:
+            raise IPVSError(errno.ERANGE, op, "threshold out of range")
+        if spec.u_threshold and spec.l_threshold > spec.u_threshold:
+            # "lower threshold is higher than upper threshold" (ip_vs_add_dest/edit_dest)
+            raise IPVSError(errno.ERANGE, op, "lower threshold is higher than upper threshold")
+        if spec.fwd not in (FwdMethod.MASQ, FwdMethod.LOCALNODE, FwdMethod.TUNNEL, FwdMethod.ROUTE):
+            raise IPVSError(errno.EINVAL, op, f"bad forwarding method {spec.fwd}")
+
+    def add_dest(self, svc_spec: ServiceSpec, spec: DestSpec) -> None:
+        op = "add_dest"
+        svc = self._lookup(svc_spec, op)
+        self._check_dest_spec(spec, op)
+        af, addr, port = self._dest_key(svc, spec, op)
+        if svc.find_dest(af, addr, port) is not None:
+            raise IPVSError(errno.EEXIST, op)
+        dest = self._trash.pop((svc.key, (af, addr, port)), None)
+        if dest is None:
+            dest = Dest(af=af, addr=addr, port=port)
+        dest.available = True
+        dest.svc = svc
+        path = self.paths.get((af, addr))
+        if path is not None:
+            dest.path_src, dest.path_mtu = path
+        self._apply_dest(dest, spec)
+        svc.dests.append(dest)
+        assert svc.scheduler is not None
+        svc.scheduler.update(svc)
+
+    def edit_dest(self, svc_spec: ServiceSpec, spec: DestSpec) -> None:
+        op = "update_dest"
+        svc = self._lookup(svc_spec, op)
+        self._check_dest_spec(spec, op)
+        dest = svc.find_dest(*self._dest_key(svc, spec, op))
+        if dest is None:
+            raise IPVSError(errno.ENOENT, op)
+        self._apply_dest(dest, spec)
+        assert svc.scheduler is not None
+        svc.scheduler.update(svc)
+
+    def _apply_dest(self, dest: Dest, spec: DestSpec) -> None:
+        """__ip_vs_update_dest: new settings apply to new connections; existing ones keep theirs."""
+        dest.set_weight(spec.weight)
+        dest.fwd = FwdMethod(spec.fwd)
+        dest.tun_type = TunType(spec.tun_type)
+        dest.tun_port = spec.tun_port
+        dest.tun_flags = spec.tun_flags
+        if spec.u_threshold == 0 or spec.u_threshold > dest.u_threshold:
+            dest.overloaded = False
+        dest.u_threshold = spec.u_threshold
+        dest.l_threshold = spec.l_threshold
+
+    def del_dest(self, svc_spec: ServiceSpec, spec: DestSpec) -> None:
+        op = "del_dest"
+        svc = self._lookup(svc_spec, op)
+        dest = svc.find_dest(*self._dest_key(svc, spec, op))
+        if dest is None:
+            raise IPVSError(errno.ENOENT, op)
+        self._remove_dest(svc, dest)
+
+    def _remove_dest(self, svc: Service, dest: Dest) -> None:
+        svc.dests.remove(dest)
+        dest.available = False
+        if dest.activeconns or dest.inactconns or dest.persistconns:
+            self._trash[(svc.key, dest.key)] = dest
+        assert svc.scheduler is not None
+        svc.scheduler.update(svc)
+
+    def purge_trash(self) -> None:
+        """Forget deleted dests that no connection refers to any more."""
+        for key, dest in list(self._trash.items()):
+            if not (dest.activeconns or dest.inactconns or dest.persistconns):
+                del self._trash[key]
+
+    def set_path(self, af: int, daddr: int, src: int, mtu: int) -> None:
+        """Record the route source address and MTU towards a real server."""
+        self.paths[(af, daddr)] = (src, mtu)
+        for svc in self.services_list:
+            for dest in svc.dests:
+                if dest.af == af and dest.addr == daddr:
+                    dest.path_src, dest.path_mtu = src, mtu
+
+    # -- connections: binding to dests (ip_vs_bind_dest / ip_vs_unbind_dest) ---------------------
+
+    def _bind(self, cp: Conn) -> None:
+        dest = cp.dest
+        if cp.flags & CF_TEMPLATE:
+            dest.persistconns += 1
+        elif cp.flags & CF_INACTIVE:
+            dest.inactconns += 1
+        else:
+            dest.activeconns += 1
+        dest.update_overload()
+
+    def _unbind(self, cp: Conn) -> None:
+        dest = cp.dest
+        if cp.flags & CF_TEMPLATE:
+            dest.persistconns -= 1
+        elif cp.flags & CF_INACTIVE:
+            dest.inactconns -= 1
+        else:
+            dest.activeconns -= 1
+        dest.update_overload()
+        ctl = cp.control
+        if ctl is not None:
+            ctl.n_control -= 1
+            cp.control = None
+
+    # -- counters and timeouts -----------------------------------------------------------------
+
+    def zero(self, svc: ServiceSpec | None = None) -> None:
+        """ipvsadm -Z: the listed counters restart from zero (a snapshot is kept, as kstats0)."""
+        if svc is not None:
+            services = [self._lookup(svc, "zero_service")]
+        else:
+            services = self.services_list
+            self.stats0 = Stats(*self.stats.as_tuple())
+            self.est.reset(self.stats)
+        for s in services:
+            s.stats0 = Stats(*s.stats.as_tuple())
+            s.est.reset(s.stats)
+            for dest in s.dests:
+                dest.stats0 = Stats(*dest.stats.as_tuple())
+                dest.est.reset(dest.stats)
+
+    def set_timeouts(self, timeouts: Timeouts) -> None:
+        for value in (timeouts.tcp, timeouts.tcpfin, timeouts.udp):
+            if not 0 <= value <= _MAX_TIMEOUT:
+                raise IPVSError(errno.EINVAL, "set_timeout")
+        if timeouts.tcp:
+            self.tcp_timeouts[tcpstate.TCP_ESTABLISHED] = timeouts.tcp
+        if timeouts.tcpfin:
+            self.tcp_timeouts[tcpstate.TCP_FIN_WAIT] = timeouts.tcpfin
+        if timeouts.udp:
+            self.udp_timeout = timeouts.udp
+
+    def get_timeouts(self) -> Timeouts:
+        return Timeouts(
+            self.tcp_timeouts[tcpstate.TCP_ESTABLISHED],
+            self.tcp_timeouts[tcpstate.TCP_FIN_WAIT],
+            self.udp_timeout,
+        )
+
+    def run_estimator(self) -> None:
+        """One 2-second sample of every estimator (estimation_timer)."""
+        self.est.sample(self.stats)
+        for svc in self.services_list:
+            svc.est.sample(svc.stats)
+            for dest in svc.dests:
+                dest.est.sample(dest.stats)
+
+    # -- listings ------------------------------------------------------------------------------
+
+    def services(self) -> list[ServiceInfo]:
+        return [self._service_info(svc) for svc in self.services_list]
+
+    def get_service(self, spec: ServiceSpec) -> ServiceInfo:
+        return self._service_info(self._lookup(spec, "get_service"))
+
+    def _service_info(self, svc: Service) -> ServiceInfo:
+        dests = [
+            DestInfo(
+                af=d.af,
+                addr=addr_to_text(d.af, d.addr),
+                port=d.port,
+                fwd=int(d.fwd),
+                weight=d.weight,
+                u_threshold=d.u_threshold,
+                l_threshold=d.l_threshold,
+                activeconns=d.activeconns,
+                inactconns=d.inactconns,
+                persistconns=d.persistconns,
+                tun_type=int(d.tun_type),
+                tun_port=d.tun_port,
+                tun_flags=d.tun_flags,
+                stats=d.shown_stats().as_tuple(),
+                rates=d.est.rates(),
+            )
+            for d in svc.dests
+        ]
+        return ServiceInfo(
+            af=svc.af,
+            protocol=svc.protocol,
+            addr=addr_to_text(svc.af, svc.addr) if not svc.fwmark else "",
+            port=svc.port,
+            fwmark=svc.fwmark,
+            scheduler=svc.sched_name,
+            flags=int(svc.flags),
+            timeout=svc.timeout,
+            netmask=svc.netmask,
+            pe_name=svc.pe_name,
+            stats=svc.shown_stats().as_tuple(),
+            rates=svc.est.rates(),
+            dests=dests,
+        )
+
+    def total_stats(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        s, z = self.stats, self.stats0
+        shown = tuple(a - b for a, b in zip(s.as_tuple(), z.as_tuple(), strict=True))
+        return (shown, self.est.rates())
+
+    def conns(self) -> list[ConnInfo]:
+        out = []
+        now = self.now
+        for cp in self.table.iter_all():
+            af, proto, caddr, cport, vaddr, vport = cp.fields
+            dest = cp.dest
+            template = bool(cp.flags & CF_TEMPLATE)
+            fwmark = 0
+            if template:
+                state = "NONE"
+                if proto == 0:
+                    # A fwmark template carries the mark where the virtual address goes.
+                    fwmark, vaddr = vaddr, 0
+                dport = dest.port
+            else:
+                state = tcpstate.STATE_NAMES[cp.state] if proto == IPPROTO_TCP else "UDP"
+                dport = cp.dport
+            if cp.flags & CF_INVALID:
+                vport = dport = 0xFFFF
+            out.append(
+                ConnInfo(
+                    protocol=proto,
+                    af=af,
+                    caddr=addr_to_text(af, caddr),
+                    cport=cport,
+                    vaddr=addr_to_text(af, vaddr),
+                    vport=vport,
+                    daddr=addr_to_text(dest.af, dest.addr),
+                    dport=dport,
+                    state=state,
+                    expires=max(0, int(cp.expires - now)),
+                    fwd=cp.flags & 0x7,
+                    template=template,
+                    fwmark=fwmark,
+                )
+            )
+        return out
+
+    # -- templates -----------------------------------------------------------------------------
+
+    def template_key(self, svc: Service, proto: int, caddr: int, vaddr: int, vport: int) -> int:
+        """The key of the persistence template for a client (ip_vs_sched_persist).
+
+        fwmark services: <IPPROTO_IP, caddr&mask, 0, fwmark, 0>; port-zero services:
+        <proto, caddr&mask, 0, vaddr, 0>; otherwise <proto, caddr&mask, 0, vaddr, vport>.
+        """
+        snet = svc.mask_client(caddr)
+        if svc.fwmark:
+            return flow_key(svc.af, 0, snet, 0, svc.fwmark, 0)
+        if svc.port == 0:
+            return flow_key(svc.af, proto, snet, 0, vaddr, 0)
+        return flow_key(svc.af, proto, snet, 0, vaddr, vport)
+
+    def check_template(self, ct: Conn) -> bool:
+        """ip_vs_check_template: is the template's dest still usable for new connections?
+
+        An unusable template is re-keyed with vport/dport 65535 so it never matches again, and
+        lives on until its timer runs out.
+        """
+        dest = ct.dest
+        if dest.available and not (self.sysctls.expire_quiescent_template and dest.weight == 0):
+            return True
+        if not ct.flags & CF_INVALID:
+            af, proto, caddr, _cport, vaddr, _vport = ct.fields
+            ct.flags |= CF_INVALID
+            self.table.rehash_template(ct, flow_key(af, proto, caddr, 0, vaddr, 0xFFFF))
+        return False
