@@ -1,9 +1,10 @@
 """The control surface of the engine: what ipvsadm can ask of IPVS, and what it gets back.
 
-This mirrors ``ip_vs_ctl.c``: requests are plain dataclasses (:class:`ServiceSpec`, :class:`DestSpec`),
-refusals are :class:`IPVSError` carrying the errno the kernel would return (so ``pylvsadm`` can print
-the same message ipvsadm prints for it), and listings are plain, JSON-friendly snapshots
-(:class:`ServiceInfo`, :class:`DestInfo`, :class:`ConnInfo`) that the control socket can carry as is.
+This mirrors ``ip_vs_ctl.c``: requests are plain dataclasses (:class:`ServiceSpec`,
+:class:`DestSpec`), refusals are :class:`IPVSError` carrying the errno the kernel would return (so
+``pylvsadm`` can print the same message ipvsadm prints for it), and listings are plain,
+JSON-friendly snapshots (:class:`ServiceInfo`, :class:`DestInfo`, :class:`ConnInfo`) that the
+control socket can carry as is.
 
 Addresses cross this boundary as text (``"192.0.2.1"``, ``"2001:db8::1"``); the core keeps them as
 integers.
@@ -35,9 +36,9 @@ __all__ = [
 class IPVSError(Exception):
     """A refused control operation, with the errno IPVS would have returned.
 
-    ``op`` names the operation as libipvs does (``add_service``, ``update_service``, ``del_service``,
-    ``zero_service``, ``add_dest``, ``update_dest``, ``del_dest``, ``set_timeout``, ...) because
-    ipvsadm's message depends on both (``ipvs_strerror``).
+    ``op`` names the operation as libipvs does (``add_service``, ``update_service``,
+    ``del_service``, ``zero_service``, ``add_dest``, ``update_dest``, ``del_dest``,
+    ``set_timeout``, ...) because ipvsadm's message depends on both (``ipvs_strerror``).
     """
 
     def __init__(self, err: int, op: str = "", detail: str = "") -> None:
@@ -63,7 +64,8 @@ def addr_to_text(af: int, addr: int) -> str:
 class ServiceSpec:
     """What ``ipvsadm -A``/``-E`` sends: the service's identity and its settings.
 
-    Identity: ``fwmark`` > 0, or ``(protocol, addr, port)``. ``persistent`` with ``timeout`` seconds;
+    Identity: ``fwmark`` > 0, or ``(protocol, addr, port)``. ``persistent`` with ``timeout``
+    seconds;
     ``netmask`` is a prefix length (ipvsadm's ``-M 255.255.255.0`` arrives as 24).
     ``sched_flags`` is the IP_VS_SVC_F_SCHED1/2/3 bits; ``ops`` is one-packet scheduling.
     """
@@ -164,7 +166,8 @@ class ConnInfo:
     """One entry of the connection table as ``ipvsadm -Lc`` lists it.
 
     ``expires`` is the whole seconds left before expiry; ``state`` the IPVS state name
-    (``ESTABLISHED``, ``UDP``, ``NONE`` for templates, ...). ``template`` marks a persistence template.
+    (``ESTABLISHED``, ``UDP``, ``NONE`` for templates, ...). ``template`` marks a persistence
+    template.
     """
 
     protocol: int
@@ -197,10 +200,11 @@ class Timeouts:
 
 
 class ControlAPI(Protocol):
-    """The operations ``pylvsadm`` needs, served by the engine in-process or by pylvsd over its socket.
+    """The operations ``pylvsadm`` needs, served by the engine in-process or by pylvsd.
 
-    Every method raises :class:`IPVSError` where IPVS would refuse (``EEXIST`` for a service that
-    already exists, ``ESRCH`` for a missing service, ``ENOENT`` for a missing dest or scheduler, ...).
+    Every method raises :class:`IPVSError` where IPVS would refuse (``EEXIST`` for a service
+    that already exists, ``ESRCH`` for a missing service, ``ENOENT`` for a missing dest or
+    scheduler, ...).
     """
 
     def add_service(self, spec: ServiceSpec) -> None: ...

@@ -157,7 +157,7 @@ class Engine(IPVS):
             self.counters["drop_bad_ip_checksum"] += 1
             return DROP
         proto = p.proto
-        if proto == IPPROTO_TCP or proto == IPPROTO_UDP:
+        if proto in (IPPROTO_TCP, IPPROTO_UDP):
             key = flow_key(AF_INET, proto, p.saddr, p.sport, p.daddr, p.dport)
             conns = self.table
             cp = conns.conn_in.get(key)
@@ -176,25 +176,11 @@ class Engine(IPVS):
         self, cp: Conn, packet: bytes | bytearray | memoryview, p: Packet, now: float, mark: int
     ) -> Action:
         dest = cp.dest
-        if p.proto == IPPROTO_TCP and p.tcp_flags & _TCP_SYN and self.sysctls.conn_reuse_mode:
-            # A new SYN on an old connection (ip_vs_in_hook, is_new_conn_expected): reschedule if
-            # the old one is closed and uncontrolled, or if its dest was quiesced and
-            # expire_nodest_conn is set.
-            if (self.sysctls.expire_nodest_conn and dest.weight == 0) or (
-                cp.control is None
-                and (
-                    cp.state in (tcpstate.TCP_TIME_WAIT, tcpstate.TCP_CLOSE)
-                    or (
-                        self.sysctls.conn_reuse_mode & 2
-                        and cp.state == tcpstate.TCP_FIN_WAIT
-                        and cp.flags & CF_NOOUTPUT
-                    )
-                )
-            ):
-                if not cp.n_control:
-                    self.table.expire_now(cp)
-                self.counters["conn_reused"] += 1
-                return self._in_new(packet, p, now, mark)
+        if p.proto == IPPROTO_TCP and p.tcp_flags & _TCP_SYN and self._reschedule_on_syn(cp):
+            if not cp.n_control:
+                self.table.expire_now(cp)
+            self.counters["conn_reused"] += 1
+            return self._in_new(packet, p, now, mark)
         if not dest.available:
             if self.sysctls.expire_nodest_conn:
                 self.table.expire_now(cp)
@@ -202,6 +188,27 @@ class Engine(IPVS):
             self.counters["drop_dest_unavailable"] += 1
             return DROP
         return self._forward_in(cp, packet, p, now)
+
+    def _reschedule_on_syn(self, cp: Conn) -> bool:
+        """A new SYN on a known connection (ip_vs_in_hook with conn_reuse_mode): start afresh if
+        the old connection is closed and not controlled by a template (is_new_conn_expected), or
+        if its dest was quiesced and expire_nodest_conn is set."""
+        sysctls = self.sysctls
+        if not sysctls.conn_reuse_mode:
+            return False
+        if sysctls.expire_nodest_conn and cp.dest.weight == 0:
+            return True
+        if cp.control is not None:
+            return False
+        state = cp.state
+        if state in (tcpstate.TCP_TIME_WAIT, tcpstate.TCP_CLOSE):
+            return True
+        # Bit 2 of conn_reuse_mode also reuses DR/TUN connections in FIN_WAIT.
+        return bool(
+            sysctls.conn_reuse_mode & 2
+            and state == tcpstate.TCP_FIN_WAIT
+            and cp.flags & CF_NOOUTPUT
+        )
 
     def _in_new(
         self, packet: bytes | bytearray | memoryview, p: Packet, now: float, mark: int
@@ -219,9 +226,7 @@ class Engine(IPVS):
         if cp is None:
             # ip_vs_leave: no real server available -> ICMP port unreachable, drop.
             self.counters["no_dest"] += 1
-            return Action(
-                Verdict.LOCAL, forward.icmp_port_unreachable(packet, p, p.daddr), p.saddr
-            )
+            return Action(Verdict.LOCAL, forward.icmp_port_unreachable(packet, p, p.daddr), p.saddr)
         return self._forward_in(cp, packet, p, now)
 
     # -- scheduling (ip_vs_schedule / ip_vs_sched_persist) ---------------------------------------
@@ -388,7 +393,9 @@ class Engine(IPVS):
         self.counters["ttl_exceeded"] += 1
         return Action(Verdict.LOCAL, forward.icmp_time_exceeded(packet, p, p.daddr), p.saddr)
 
-    def _out(self, cp: Conn, packet: bytes | bytearray | memoryview, p: Packet, now: float) -> Action:
+    def _out(
+        self, cp: Conn, packet: bytes | bytearray | memoryview, p: Packet, now: float
+    ) -> Action:
         """handle_response: a real server's reply on a NAT connection, SNATed to the VIP."""
         if cp.flags & 0x7 != _MASQ:
             return ACCEPT

@@ -115,7 +115,11 @@ class IPVS:
 
     def _lookup(self, spec: ServiceSpec, op: str) -> Service:
         fwmark, af, proto, addr, port = self._svc_of(spec, op)
-        svc = self._by_mark.get((af, fwmark)) if fwmark else self._by_addr.get((af, proto, addr, port))
+        svc = (
+            self._by_mark.get((af, fwmark))
+            if fwmark
+            else self._by_addr.get((af, proto, addr, port))
+        )
         if svc is None:
             raise IPVSError(errno.ESRCH, op)
         return svc
@@ -125,7 +129,11 @@ class IPVS:
     def add_service(self, spec: ServiceSpec) -> None:
         op = "add_service"
         fwmark, af, proto, addr, port = self._svc_of(spec, op)
-        existing = self._by_mark.get((af, fwmark)) if fwmark else self._by_addr.get((af, proto, addr, port))
+        existing = (
+            self._by_mark.get((af, fwmark))
+            if fwmark
+            else self._by_addr.get((af, proto, addr, port))
+        )
         if existing is not None:
             raise IPVSError(errno.EEXIST, op)
         svc = Service(af=af, protocol=proto, addr=addr, port=port, fwmark=fwmark)
@@ -150,7 +158,9 @@ class IPVS:
             raise IPVSError(errno.EINVAL, op, f"bad netmask /{spec.netmask}")
         if spec.persistent and not 1 <= spec.timeout <= _MAX_TIMEOUT:
             raise IPVSError(errno.EINVAL, op, f"bad persistence timeout {spec.timeout}")
-        flags = ServiceFlags(spec.sched_flags & (ServiceFlags.SCHED1 | ServiceFlags.SCHED2 | ServiceFlags.SCHED3))
+        flags = ServiceFlags(
+            spec.sched_flags & (ServiceFlags.SCHED1 | ServiceFlags.SCHED2 | ServiceFlags.SCHED3)
+        )
         if spec.persistent:
             flags |= ServiceFlags.PERSISTENT
         if spec.ops:
@@ -162,7 +172,9 @@ class IPVS:
                 svc.scheduler = create(spec.scheduler, svc, self.rng)
             except SchedulerError:
                 svc.sched_name = old
-                raise IPVSError(errno.ENOENT, op, f"scheduler {spec.scheduler!r} not found") from None
+                raise IPVSError(
+                    errno.ENOENT, op, f"scheduler {spec.scheduler!r} not found"
+                ) from None
         svc.flags = flags
         svc.timeout = spec.timeout if spec.persistent else 0
         svc.netmask = spec.netmask

@@ -1,8 +1,9 @@
 """Virtual services, real servers (dests), their counters and the IPVS rate estimator.
 
-Names follow IPVS (`include/net/ip_vs.h`): a *service* is keyed by ``(protocol, vaddr, vport)`` or by a
-firewall mark; a *dest* is one real server of a service. Addresses are plain ``int`` values (32 bits
-for IPv4, 128 bits for IPv6) with an address family beside them, so masking and hashing stay cheap.
+Names follow IPVS (`include/net/ip_vs.h`): a *service* is keyed by ``(protocol, vaddr, vport)``
+or by a firewall mark; a *dest* is one real server of a service. Addresses are plain ``int``
+values (32 bits for IPv4, 128 bits for IPv6) with an address family beside them, so masking and
+hashing stay cheap.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ class ServiceFlags(enum.IntFlag):
     SCHED3 = 0x20
 
 
+_NO_FLAGS = ServiceFlags(0)
+
+
 @dataclass(slots=True)
 class Stats:
     """The five IPVS counters (struct ip_vs_kstats) plus the snapshot -Z takes."""
@@ -109,9 +113,9 @@ class Stats:
 class RateEstimator:
     """The IPVS rate estimator (net/netfilter/ipvs/ip_vs_est.c).
 
-    Every 2 seconds: ``rate = (cur - last) << 9`` for conns and packets (scaled by 2**10 over 2 s) and
-    ``<< 4`` for bytes (scaled by 2**5); ``avg += (rate - avg) >> 2`` (an EWMA with W = 1/4). Read-out
-    rounds: ``(avg + 0x1FF) >> 10`` and ``(avg + 0xF) >> 5``.
+    Every 2 seconds: ``rate = (cur - last) << 9`` for conns and packets (scaled by 2**10 over
+    2 s) and ``<< 4`` for bytes (scaled by 2**5); ``avg += (rate - avg) >> 2`` (an EWMA with
+    W = 1/4). Read-out rounds: ``(avg + 0x1FF) >> 10`` and ``(avg + 0xF) >> 5``.
     """
 
     INTERVAL = 2.0
@@ -248,8 +252,9 @@ class Service:
     """A virtual service (struct ip_vs_service).
 
     Either ``fwmark`` is non-zero (a firewall-mark service; protocol, addr and port are 0) or it is
-    keyed by ``(protocol, addr, port)``. ``timeout`` is the persistence timeout in seconds, used only
-    when ``flags`` has PERSISTENT. ``netmask`` is a prefix length (32 = one client per template).
+    keyed by ``(protocol, addr, port)``. ``timeout`` is the persistence timeout in seconds, used
+    only when ``flags`` has PERSISTENT. ``netmask`` is a prefix length (32 = one client per
+    template).
     """
 
     af: int
@@ -258,7 +263,7 @@ class Service:
     port: int
     fwmark: int = 0
     sched_name: str = "wlc"
-    flags: ServiceFlags = ServiceFlags(0)
+    flags: ServiceFlags = _NO_FLAGS
     timeout: int = 0
     netmask: int = 32
     pe_name: str = ""

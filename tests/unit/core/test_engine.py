@@ -25,8 +25,9 @@ def ip_int(text: str) -> int:
     return a << 24 | b << 16 | c << 8 | d
 
 
-def farm(fwd: FwdMethod = FwdMethod.MASQ, sched: str = "rr", proto: int = IPPROTO_TCP,
-         **svc_kw: object) -> tuple[Engine, ServiceSpec]:
+def farm(
+    fwd: FwdMethod = FwdMethod.MASQ, sched: str = "rr", proto: int = IPPROTO_TCP, **svc_kw: object
+) -> tuple[Engine, ServiceSpec]:
     engine = Engine(random.Random(1))
     port = 80 if proto == IPPROTO_TCP else 53
     vs = ServiceSpec(protocol=proto, addr=VIP, port=port, scheduler=sched, **svc_kw)  # type: ignore[arg-type]
@@ -37,9 +38,17 @@ def farm(fwd: FwdMethod = FwdMethod.MASQ, sched: str = "rr", proto: int = IPPROT
     return engine, vs
 
 
-def tcp(flags: str, sport: int = 40000, src: str = CLIENT, dst: str = VIP, dport: int = 80,
-        payload: bytes = b"") -> bytes:
-    return bytes(IP(src=src, dst=dst, ttl=64) / TCP(sport=sport, dport=dport, flags=flags) / payload)
+def tcp(
+    flags: str,
+    sport: int = 40000,
+    src: str = CLIENT,
+    dst: str = VIP,
+    dport: int = 80,
+    payload: bytes = b"",
+) -> bytes:
+    return bytes(
+        IP(src=src, dst=dst, ttl=64) / TCP(sport=sport, dport=dport, flags=flags) / payload
+    )
 
 
 def states(engine: Engine) -> list[tuple[str, int, str]]:
@@ -125,11 +134,18 @@ def test_tunnel_encapsulates_with_director_source() -> None:
 
 def test_tunnel_df_too_big_gives_frag_needed() -> None:
     engine, _ = farm(FwdMethod.TUNNEL)
-    big = bytes(IP(src=CLIENT, dst=VIP, flags="DF") / TCP(sport=1, dport=80, flags="S") / (b"y" * 1460))
+    big = bytes(
+        IP(src=CLIENT, dst=VIP, flags="DF") / TCP(sport=1, dport=80, flags="S") / (b"y" * 1460)
+    )
     action = engine.handle(big, 0.0)
     assert action.verdict == Verdict.LOCAL
     icmp = IP(bytes(action.packet or b""))
-    assert (icmp.dst, icmp[ICMP].type, icmp[ICMP].code, icmp[ICMP].nexthopmtu) == (CLIENT, 3, 4, 1480)
+    assert (icmp.dst, icmp[ICMP].type, icmp[ICMP].code, icmp[ICMP].nexthopmtu) == (
+        CLIENT,
+        3,
+        4,
+        1480,
+    )
 
 
 def test_no_real_server_gives_icmp_port_unreachable() -> None:

@@ -34,7 +34,9 @@ def test_add_list_edit_delete() -> None:
     ]
     ipvs.edit_dest(VS, rs("198.51.100.1", weight=0))
     assert ipvs.get_service(VS).dests[0].weight == 0
-    ipvs.edit_service(ServiceSpec(protocol=IPPROTO_TCP, addr="192.0.2.10", port=80, persistent=True))
+    ipvs.edit_service(
+        ServiceSpec(protocol=IPPROTO_TCP, addr="192.0.2.10", port=80, persistent=True)
+    )
     svc = ipvs.get_service(VS)
     assert (svc.scheduler, svc.flags & 1, svc.timeout) == ("wlc", 1, 360)
     ipvs.del_dest(VS, rs("198.51.100.2"))
@@ -56,17 +58,25 @@ def test_refusals_carry_the_kernel_errno() -> None:
     assert err(ipvs.add_dest, VS, rs("198.51.100.1")) == (errno.EEXIST, "add_dest")
     bad = ServiceSpec(protocol=IPPROTO_UDP, addr="192.0.2.10", port=53, scheduler="nope")
     assert err(ipvs.add_service, bad) == (errno.ENOENT, "add_service")
-    assert err(ipvs.add_dest, VS, rs("198.51.100.3", u_threshold=5, l_threshold=9))[0] == errno.ERANGE
+    assert (
+        err(ipvs.add_dest, VS, rs("198.51.100.3", u_threshold=5, l_threshold=9))[0] == errno.ERANGE
+    )
     # A refused edit leaves the service as it was.
-    assert err(ipvs.edit_service, ServiceSpec(protocol=IPPROTO_TCP, addr="192.0.2.10", port=80,
-                                              scheduler="nope"))[0] == errno.ENOENT
+    assert (
+        err(
+            ipvs.edit_service,
+            ServiceSpec(protocol=IPPROTO_TCP, addr="192.0.2.10", port=80, scheduler="nope"),
+        )[0]
+        == errno.ENOENT
+    )
     assert ipvs.get_service(VS).scheduler == "rr"
 
 
 def test_fwmark_service_and_flush() -> None:
     ipvs = IPVS()
-    fwm = ServiceSpec(fwmark=7, scheduler="sh", sched_flags=0x8 | 0x10, persistent=True, timeout=60,
-                      netmask=24)
+    fwm = ServiceSpec(
+        fwmark=7, scheduler="sh", sched_flags=0x8 | 0x10, persistent=True, timeout=60, netmask=24
+    )
     ipvs.add_service(fwm)
     ipvs.add_service(VS)
     [f, _] = ipvs.services()

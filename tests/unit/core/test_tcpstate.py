@@ -80,7 +80,9 @@ def test_tables_are_complete() -> None:
 
 @given(
     st.lists(
-        st.tuples(st.sampled_from([t.DIR_INPUT, t.DIR_OUTPUT, t.DIR_INPUT_ONLY]), st.integers(0, 255)),
+        st.tuples(
+            st.sampled_from([t.DIR_INPUT, t.DIR_OUTPUT, t.DIR_INPUT_ONLY]), st.integers(0, 255)
+        ),
         max_size=50,
     )
 )
