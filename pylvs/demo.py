@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import sys
 from collections import Counter
-from typing import TextIO
+from typing import Any, TextIO
 
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
@@ -37,17 +37,17 @@ def _ip(text: str) -> int:
     return int.from_bytes(bytes(int(x) for x in text.split(".")), "big")
 
 
-def _describe(data: bytes) -> str:
+def _describe(data: bytes | bytearray) -> str:
     """One line per header, as a student would read them off a capture."""
-    pkt = IP(data)
+    layer: Any = IP(bytes(data))
     lines = []
-    while isinstance(pkt, IP):
-        lines.append(f"IP {pkt.src} -> {pkt.dst} ttl={pkt.ttl} proto={pkt.proto}")
-        if pkt.haslayer(TCP) and not isinstance(pkt.payload, IP):
-            tcp = pkt[TCP]
+    while isinstance(layer, IP):
+        lines.append(f"IP {layer.src} -> {layer.dst} ttl={layer.ttl} proto={layer.proto}")
+        if layer.haslayer(TCP) and not isinstance(layer.payload, IP):
+            tcp = layer[TCP]
             lines.append(f"TCP {tcp.sport} -> {tcp.dport} flags={tcp.flags}")
             break
-        pkt = pkt.payload
+        layer = layer.payload
     return " | ".join(lines)
 
 
@@ -70,12 +70,14 @@ def _show_method(out: TextIO, fwd: FwdMethod) -> None:
     assert action.packet is not None
     if action.verdict == Verdict.ROUTE:
         # Direct routing changes only the Ethernet addresses: build the frame and rewrite it.
-        frame = bytearray(bytes(Ether(src="02:00:00:00:00:aa", dst=DIRECTOR_MAC) / IP(action.packet)))
+        client_frame = Ether(src="02:00:00:00:00:aa", dst=DIRECTOR_MAC) / IP(action.packet)
+        frame = bytearray(bytes(client_frame))
         mac = bytes.fromhex(REALS[0][1].replace(":", ""))
         forward.dr_rewrite(frame, mac, bytes.fromhex(DIRECTOR_MAC.replace(":", "")))
         eth = Ether(bytes(frame))
         parse_frame(frame)  # the frame stays a valid Ethernet/IP frame
-        out.write(f"  director sends    Ether {eth.src} -> {eth.dst} | {_describe(action.packet)}\n")
+        out.write(f"  director sends    Ether {eth.src} -> {eth.dst} | ")
+        out.write(f"{_describe(action.packet)}\n")
         out.write("  (the IP packet is unchanged but for its TTL; the real server holds the VIP\n")
         out.write("   on lo and answers the client directly)\n")
     elif action.verdict == Verdict.TUNNEL:
@@ -106,9 +108,8 @@ def _show_spread(out: TextIO) -> None:
         engine.handle(syn, 0.0)
     pylvsadm.main(["-L", "-n", "--stats"], control=engine, stdout=out)
     out.write("\n== weight 0 on 203.0.113.1 (quiescent): 1000 new connections\n")
-    pylvsadm.main(
-        ["-e", "-t", f"{VIP}:80", "-r", "203.0.113.1:80", "-g", "-w", "0"], control=engine, stdout=out
-    )
+    quiesce = ["-e", "-t", f"{VIP}:80", "-r", "203.0.113.1:80", "-g", "-w", "0"]
+    pylvsadm.main(quiesce, control=engine, stdout=out)
     chosen: Counter[str] = Counter()
     for i in range(1000):
         syn = bytes(IP(src=CLIENT, dst=VIP) / TCP(sport=30000 + i, dport=80, flags="S"))

@@ -1,0 +1,432 @@
+"""The one module that changes the host: namespaces, links, addresses, routes, sysctls, neighbours.
+
+Everything goes through pyroute2 (netlink) or ``/proc/sys``; nothing here runs ``ip``. Functions
+act on the network namespace of the calling thread; :func:`in_netns` moves the calling thread into
+a named namespace for the duration of a ``with`` block (``setns(2)`` is per thread), so the lab
+builder and the tests can configure several namespaces from one process.
+
+Errors that a user can cause (unknown interface, no route) raise :class:`NetcfgError` with a message
+meant to be printed as is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import ipaddress
+import os
+import socket
+import struct
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2 import netns as _pr_netns
+
+__all__ = [
+    "NUD_VALID",
+    "LinkInfo",
+    "NetcfgError",
+    "NoRouteError",
+    "RouteInfo",
+    "add_address",
+    "add_bridge",
+    "add_route",
+    "add_veth",
+    "create_netns",
+    "default_gateway",
+    "del_address",
+    "del_link",
+    "del_route",
+    "disable_offloads",
+    "has_address",
+    "in_netns",
+    "link_exists",
+    "link_info",
+    "link_names",
+    "link_stats",
+    "neigh_lookup",
+    "neigh_probe",
+    "netns_exists",
+    "open_tun",
+    "read_sysctl",
+    "remove_netns",
+    "replace_default_route",
+    "route_get",
+    "set_link_master",
+    "set_link_up",
+    "write_sysctl",
+]
+
+_CLONE_NEWNET = 0x40000000
+_NETNS_RUN_DIR = "/run/netns"
+
+# NUD_* (include/uapi/linux/neighbour.h): states in which the entry holds a usable link address.
+_NUD_REACHABLE = 0x02
+_NUD_STALE = 0x04
+_NUD_DELAY = 0x08
+_NUD_PROBE = 0x10
+_NUD_NOARP = 0x40
+_NUD_PERMANENT = 0x80
+NUD_VALID = _NUD_REACHABLE | _NUD_STALE | _NUD_DELAY | _NUD_PROBE | _NUD_NOARP | _NUD_PERMANENT
+
+# RTN_* route types (include/uapi/linux/rtnetlink.h)
+_RTN_UNICAST = 1
+_RTN_LOCAL = 2
+_RTN_UNREACHABLE = 7
+
+# TUNSETIFF and flags (include/uapi/linux/if_tun.h)
+_TUNSETIFF = 0x400454CA
+_IFF_TUN = 0x0001
+_IFF_NO_PI = 0x1000
+
+
+class NetcfgError(Exception):
+    """A host configuration step that cannot be done, with a message for the operator."""
+
+
+class NoRouteError(NetcfgError):
+    """The kernel has no route to the address."""
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+@contextlib.contextmanager
+def in_netns(name: str | None) -> Iterator[None]:
+    """Run the ``with`` body in network namespace ``name`` (``None``: stay where we are).
+
+    Only the calling thread moves; sockets opened inside keep the namespace after the block.
+    """
+    if name is None:
+        yield
+        return
+    path = os.path.join(_NETNS_RUN_DIR, name)
+    try:
+        target = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise NetcfgError(f"network namespace {name!r} does not exist") from None
+    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(here)
+    finally:
+        os.close(target)
+        os.close(here)
+
+
+def create_netns(name: str) -> None:
+    _pr_netns.create(name)
+
+
+def remove_netns(name: str) -> None:
+    if netns_exists(name):
+        _pr_netns.remove(name)
+
+
+def netns_exists(name: str) -> bool:
+    return os.path.exists(os.path.join(_NETNS_RUN_DIR, name))
+
+
+@contextlib.contextmanager
+def _ipr() -> Iterator[Any]:
+    ipr = IPRoute()
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+def _ifindex(ipr: Any, ifname: str) -> int:
+    found = ipr.link_lookup(ifname=ifname)
+    if not found:
+        raise NetcfgError(f"unknown interface {ifname!r}")
+    return int(found[0])
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    index: int
+    name: str
+    mac: bytes
+    mtu: int
+
+
+def link_info(ifname_or_index: str | int) -> LinkInfo:
+    """Index, name, MAC address and MTU of one interface; NetcfgError if it does not exist."""
+    with _ipr() as ipr:
+        if isinstance(ifname_or_index, str):
+            index = _ifindex(ipr, ifname_or_index)
+        else:
+            index = ifname_or_index
+        try:
+            msg = ipr.get_links(index)[0]
+        except Exception as exc:
+            raise NetcfgError(f"unknown interface index {index}") from exc
+        mac_text = msg.get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00"
+        return LinkInfo(
+            index=index,
+            name=str(msg.get_attr("IFLA_IFNAME")),
+            mac=bytes.fromhex(mac_text.replace(":", "")),
+            mtu=int(msg.get_attr("IFLA_MTU") or 1500),
+        )
+
+
+def link_exists(ifname: str) -> bool:
+    with _ipr() as ipr:
+        return bool(ipr.link_lookup(ifname=ifname))
+
+
+def link_names() -> list[str]:
+    with _ipr() as ipr:
+        return [str(msg.get_attr("IFLA_IFNAME")) for msg in ipr.get_links()]
+
+
+def set_link_up(ifname: str, mtu: int | None = None) -> None:
+    with _ipr() as ipr:
+        index = _ifindex(ipr, ifname)
+        if mtu is None:
+            ipr.link("set", index=index, state="up")
+        else:
+            ipr.link("set", index=index, state="up", mtu=mtu)
+
+
+def add_veth(ifname: str, peer: str, peer_netns: str | None = None) -> None:
+    """A veth pair; the peer end is moved into ``peer_netns`` when given."""
+    peer_spec: dict[str, Any] = {"ifname": peer}
+    if peer_netns is not None:
+        peer_spec["net_ns_fd"] = peer_netns
+    with _ipr() as ipr:
+        ipr.link("add", ifname=ifname, kind="veth", peer=peer_spec)
+
+
+def add_bridge(ifname: str) -> None:
+    with _ipr() as ipr:
+        ipr.link("add", ifname=ifname, kind="bridge")
+
+
+def set_link_master(ifname: str, master: str) -> None:
+    with _ipr() as ipr:
+        ipr.link("set", index=_ifindex(ipr, ifname), master=_ifindex(ipr, master))
+
+
+def del_link(ifname: str) -> None:
+    with _ipr() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if found:
+            ipr.link("del", index=found[0])
+
+
+def _split(addr: str, prefixlen: int | None) -> tuple[str, int]:
+    iface = ipaddress.ip_interface(addr if prefixlen is None else f"{addr}/{prefixlen}")
+    return str(iface.ip), int(iface.network.prefixlen)
+
+
+def has_address(ifname: str, addr: str) -> bool:
+    ip = str(ipaddress.ip_address(addr.split("/")[0]))
+    with _ipr() as ipr:
+        index = _ifindex(ipr, ifname)
+        return any(msg.get_attr("IFA_ADDRESS") == ip for msg in ipr.get_addr(index=index))
+
+
+def add_address(ifname: str, addr: str, prefixlen: int | None = None) -> bool:
+    """Add ``addr`` (``"192.0.2.1/24"`` or address + prefixlen); False if it was already there."""
+    ip, plen = _split(addr, prefixlen)
+    if has_address(ifname, ip):
+        return False
+    with _ipr() as ipr:
+        ipr.addr("add", index=_ifindex(ipr, ifname), address=ip, prefixlen=plen)
+    return True
+
+
+def del_address(ifname: str, addr: str, prefixlen: int | None = None) -> bool:
+    """Remove ``addr``; False if it was not there."""
+    ip, plen = _split(addr, prefixlen)
+    if not link_exists(ifname) or not has_address(ifname, ip):
+        return False
+    with _ipr() as ipr:
+        ipr.addr("del", index=_ifindex(ipr, ifname), address=ip, prefixlen=plen)
+    return True
+
+
+def add_route(dst: str, gateway: str | None = None, ifname: str | None = None) -> None:
+    """Add a route (``dst`` ``"default"`` or a prefix) via ``gateway`` and/or out of ``ifname``."""
+    kwargs: dict[str, Any] = {"dst": "0.0.0.0/0" if dst == "default" else dst}
+    if gateway is not None:
+        kwargs["gateway"] = gateway
+    with _ipr() as ipr:
+        if ifname is not None:
+            kwargs["oif"] = _ifindex(ipr, ifname)
+        ipr.route("add", **kwargs)
+
+
+def del_route(dst: str, gateway: str | None = None) -> bool:
+    """Remove a route; False if there was none."""
+    kwargs: dict[str, Any] = {"dst": "0.0.0.0/0" if dst == "default" else dst}
+    if gateway is not None:
+        kwargs["gateway"] = gateway
+    with _ipr() as ipr:
+        try:
+            ipr.route("del", **kwargs)
+        except Exception:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """What ``ip route get ADDR`` answers: output interface, preferred source, next hop, MTU."""
+
+    dst: str
+    oif: int
+    src: str
+    gateway: str | None
+    mtu: int
+    local: bool
+
+    @property
+    def next_hop(self) -> str:
+        return self.gateway or self.dst
+
+
+def route_get(addr: str) -> RouteInfo:
+    """The kernel's route to ``addr``; NoRouteError when there is none (or it is unreachable)."""
+    ip = str(ipaddress.ip_address(addr))
+    with _ipr() as ipr:
+        try:
+            msg = ipr.route("get", dst=ip)[0]
+        except Exception as exc:
+            raise NoRouteError(f"no route to {ip}") from exc
+        if msg["type"] not in (_RTN_UNICAST, _RTN_LOCAL):
+            raise NoRouteError(f"no route to {ip}")
+        oif = int(msg.get_attr("RTA_OIF") or 0)
+        mtu = 0
+        metrics = msg.get_attr("RTA_METRICS")
+        if metrics is not None:
+            mtu = int(metrics.get_attr("RTAX_MTU") or 0)
+        if not mtu and oif:
+            link = ipr.get_links(oif)[0]
+            mtu = int(link.get_attr("IFLA_MTU") or 1500)
+        return RouteInfo(
+            dst=ip,
+            oif=oif,
+            src=str(msg.get_attr("RTA_PREFSRC") or ""),
+            gateway=msg.get_attr("RTA_GATEWAY"),
+            mtu=mtu or 1500,
+            local=msg["type"] == _RTN_LOCAL,
+        )
+
+
+def neigh_lookup(ifindex: int, addr: str) -> tuple[bytes | None, int]:
+    """The link address the kernel neighbour table holds for ``addr`` on ``ifindex``.
+
+    Returns ``(mac, nud_state)``; ``mac`` is None when there is no entry or the entry is not usable
+    (INCOMPLETE, FAILED).
+    """
+    with _ipr() as ipr:
+        for msg in ipr.get_neighbours(ifindex=ifindex, dst=addr):
+            lladdr = msg.get_attr("NDA_LLADDR")
+            state = int(msg["state"])
+            if lladdr and state & NUD_VALID:
+                return bytes.fromhex(lladdr.replace(":", "")), state
+            return None, state
+    return None, 0
+
+
+def neigh_probe(addr: str) -> None:
+    """Make the kernel resolve ``addr`` (ARP): send one empty UDP datagram to its discard port.
+
+    Any packet routed to the address starts neighbour resolution; the datagram itself is discarded
+    (or answered with ICMP port unreachable) by the target.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
+        sock.sendto(b"", (addr, 9))
+
+
+def _sysctl_path(key: str) -> str:
+    # Interface names may contain dots (vlan devices), so "/"-separated keys are accepted as well.
+    parts = key.split("/") if "/" in key else key.split(".")
+    return os.path.join("/proc/sys", *parts)
+
+
+def read_sysctl(key: str) -> str:
+    """``net.ipv4.ip_forward`` or ``net/ipv4/conf/veth0.1/rp_filter`` -> current value as text."""
+    with open(_sysctl_path(key)) as f:
+        return f.read().strip()
+
+
+def write_sysctl(key: str, value: str | int) -> str:
+    """Set a sysctl; returns the previous value so the caller can restore it."""
+    path = _sysctl_path(key)
+    try:
+        with open(path) as f:
+            old = f.read().strip()
+        with open(path, "w") as f:
+            f.write(f"{value}\n")
+    except FileNotFoundError:
+        raise NetcfgError(f"no sysctl {key}") from None
+    return old
+
+
+def open_tun(ifname: str) -> int:
+    """Create (or attach to) TUN device ``ifname`` without packet information; returns its fd.
+
+    The device lives as long as the fd is open (it is not made persistent).
+    """
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    try:
+        ifr = struct.pack("16sH22x", ifname.encode(), _IFF_TUN | _IFF_NO_PI)
+        fcntl.ioctl(fd, _TUNSETIFF, ifr)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def disable_offloads(ifname: str) -> None:
+    """Turn segmentation/checksum offloads off, so tapped frames are real wire frames.
+
+    ethtool features are not exposed by rtnetlink; this runs the ``ethtool`` tool.
+    """
+    features = ["tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off"]
+    subprocess.run(
+        ["ethtool", "-K", ifname, *features],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def link_stats(ifname: str) -> dict[str, int]:
+    """The interface counters (IFLA_STATS64: rx_packets, tx_packets, rx_bytes, ...)."""
+    with _ipr() as ipr:
+        msg = ipr.get_links(_ifindex(ipr, ifname))[0]
+        stats = msg.get_attr("IFLA_STATS64") or msg.get_attr("IFLA_STATS")
+        return {key: int(value) for key, value in stats.items() if isinstance(value, int)}
+
+
+def default_gateway() -> str | None:
+    """The gateway of the IPv4 default route of the main table, if any."""
+    with _ipr() as ipr:
+        for msg in ipr.get_default_routes(family=socket.AF_INET):
+            gateway = msg.get_attr("RTA_GATEWAY")
+            if gateway:
+                return str(gateway)
+    return None
+
+
+def replace_default_route(gateway: str) -> None:
+    with _ipr() as ipr:
+        ipr.route("replace", dst="0.0.0.0/0", gateway=gateway)

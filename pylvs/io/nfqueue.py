@@ -1,0 +1,289 @@
+"""The NFQUEUE backend: the kernel hands pylvs exactly the virtual services' packets.
+
+Rules (all in chains this module owns, so they can be replaced atomically and removed by name):
+
+* ``raw`` table, chain ``PYLVS``, jumped to from the top of ``PREROUTING``: one rule per virtual
+  service matching ``-p PROTO -d VIP --dport VPORT`` (port-0 services: any port), and one per NAT
+  real server matching its replies ``-p PROTO -s RIP --sport RPORT``; ICMP to a VIP and from a NAT
+  real server as well, for the errors IPVS relays. They all go to ``PYLVS-Q``, which marks the
+  packet NOTRACK and queues it. The raw table runs before conntrack, and NOTRACK keeps kernel
+  conntrack from tracking (and later "fixing") flows that pylvs rewrites (reference/machine.md).
+* ``mangle`` table, chain ``PYLVS-MARK``, appended to ``PREROUTING``: fwmark services, queued by
+  ``-m mark --mark M``. Marks are normally set by the administrator's own mangle ``PREROUTING``
+  rules, which run after the raw table; so fwmark traffic cannot be NOTRACKed and its rules must
+  come after the marking rules (pylvs appends its jump).
+
+Every queue rule uses ``--queue-bypass``: when no process listens on the queue (pylvsd is not
+running, or was killed), the kernel accepts the packets instead of dropping them (fail open).
+
+The packet loop calls :meth:`NfqueueBackend.process`, which handles at most ``budget`` packets and
+returns, so a single-threaded daemon can interleave control requests and timers.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from netfilterqueue import NetfilterQueue
+
+from pylvs.core.control import ServiceInfo
+from pylvs.core.engine import Engine, Verdict
+from pylvs.core.service import AF_INET, FwdMethod
+from pylvs.io.l2 import Transmitter
+
+__all__ = [
+    "CHAIN",
+    "MARK_CHAIN",
+    "QUEUE_CHAIN",
+    "BackendError",
+    "NfqueueBackend",
+    "build_ruleset",
+    "remove_rules",
+]
+
+log = logging.getLogger("pylvs.nfqueue")
+
+CHAIN = "PYLVS"
+QUEUE_CHAIN = "PYLVS-Q"
+MARK_CHAIN = "PYLVS-MARK"
+
+_PROTO_NAMES = {6: "tcp", 17: "udp", 132: "sctp"}
+_MAX_PACKET = 0xFFFF
+
+
+class BackendError(Exception):
+    """The backend cannot start (no NFQUEUE, no iptables); the message says why."""
+
+
+def _iptables(*args: str, check: bool = True, stdin: str | None = None) -> bool:
+    cmd = ["iptables-restore", *args] if stdin is not None else ["iptables", "-w", *args]
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise BackendError(f"{' '.join(cmd)}: {proc.stderr.strip() or proc.returncode}")
+    return proc.returncode == 0
+
+
+def _queue_target(queue_num: int, bypass: bool) -> str:
+    return f"-j NFQUEUE --queue-num {queue_num}" + (" --queue-bypass" if bypass else "")
+
+
+def build_ruleset(services: Iterable[ServiceInfo], queue_num: int, bypass: bool) -> str:
+    """The ``iptables-restore --noflush`` input that makes the pylvs chains match ``services``.
+
+    Declaring a chain in iptables-restore flushes it, so applying the result replaces the previous
+    rules in one transaction.
+    """
+    raw = [
+        "*raw",
+        f":{CHAIN} - [0:0]",
+        f":{QUEUE_CHAIN} - [0:0]",
+        f"-A {QUEUE_CHAIN} -j CT --notrack",
+        f"-A {QUEUE_CHAIN} {_queue_target(queue_num, bypass)}",
+    ]
+    mangle = ["*mangle", f":{MARK_CHAIN} - [0:0]"]
+    seen: set[str] = set()
+
+    def add(lines: list[str], rule: str) -> None:
+        if rule not in seen:
+            seen.add(rule)
+            lines.append(rule)
+
+    for svc in services:
+        if svc.af != AF_INET:
+            continue
+        if svc.fwmark:
+            rule = f"-A {MARK_CHAIN} -m mark --mark {svc.fwmark:#x} "
+            add(mangle, rule + _queue_target(queue_num, bypass))
+            continue
+        proto = _PROTO_NAMES.get(svc.protocol)
+        if proto is None:
+            continue
+        port = f" --dport {svc.port}" if svc.port else ""
+        add(raw, f"-A {CHAIN} -d {svc.addr}/32 -p {proto}{port} -j {QUEUE_CHAIN}")
+        add(raw, f"-A {CHAIN} -d {svc.addr}/32 -p icmp -j {QUEUE_CHAIN}")
+    for svc in services:
+        if svc.af != AF_INET:
+            continue
+        for dest in svc.dests:
+            if dest.fwd != FwdMethod.MASQ or dest.af != AF_INET:
+                continue
+            # Replies of NAT connections come from RIP:rport (rport = vport when 0).
+            rport = dest.port or svc.port
+            proto = _PROTO_NAMES.get(svc.protocol)
+            if svc.fwmark or proto is None:
+                for name in ("tcp", "udp"):
+                    sport = f" --sport {rport}" if rport else ""
+                    add(raw, f"-A {CHAIN} -s {dest.addr}/32 -p {name}{sport} -j {QUEUE_CHAIN}")
+            else:
+                sport = f" --sport {rport}" if rport else ""
+                add(raw, f"-A {CHAIN} -s {dest.addr}/32 -p {proto}{sport} -j {QUEUE_CHAIN}")
+            add(raw, f"-A {CHAIN} -s {dest.addr}/32 -p icmp -j {QUEUE_CHAIN}")
+    return "\n".join([*raw, "COMMIT", *mangle, "COMMIT", ""])
+
+
+def _install_jumps(ifaces: Sequence[str]) -> None:
+    # Our chains must exist before PREROUTING can jump to them.
+    _iptables("--noflush", stdin=build_ruleset([], 0, True))
+    sources = [f"-i {name}".split() for name in ifaces] or [[]]
+    for match in sources:
+        raw_jump = [*match, "-j", CHAIN]
+        if not _iptables("-t", "raw", "-C", "PREROUTING", *raw_jump, check=False):
+            _iptables("-t", "raw", "-I", "PREROUTING", "1", *raw_jump)
+        mark_jump = [*match, "-j", MARK_CHAIN]
+        if not _iptables("-t", "mangle", "-C", "PREROUTING", *mark_jump, check=False):
+            _iptables("-t", "mangle", "-A", "PREROUTING", *mark_jump)
+
+
+def remove_rules() -> bool:
+    """Remove every pylvs chain and every jump to it (also leftovers of a killed daemon).
+
+    Returns True if anything was removed.
+    """
+    removed = False
+    for table, chains in (("raw", (CHAIN, QUEUE_CHAIN)), ("mangle", (MARK_CHAIN,))):
+        listing = subprocess.run(
+            ["iptables", "-w", "-t", table, "-S", "PREROUTING"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.splitlines()
+        for line in listing:
+            words = line.split()
+            if words[:2] == ["-A", "PREROUTING"] and words[-2:] in (["-j", c] for c in chains):
+                _iptables("-t", table, "-D", *words[1:], check=False)
+                removed = True
+        for chain in chains:
+            if _iptables("-t", table, "-F", chain, check=False):
+                removed = True
+        for chain in chains:
+            _iptables("-t", table, "-X", chain, check=False)
+    return removed
+
+
+class _Budget:
+    """A socket-like object for ``NetfilterQueue.run_socket``: at most ``left`` receives, then
+    EAGAIN, so one call handles a bounded batch and returns to the caller's loop."""
+
+    def __init__(self, sock: socket.socket, left: int) -> None:
+        self.sock = sock
+        self.left = left
+
+    def recv(self, size: int) -> bytes:
+        if self.left <= 0:
+            raise BlockingIOError(errno.EAGAIN, "budget used")
+        self.left -= 1
+        return self.sock.recv(size)
+
+
+class NfqueueBackend:
+    """Queue -> :meth:`Engine.handle` -> verdict / transmit."""
+
+    name = "nfqueue"
+
+    def __init__(
+        self,
+        engine: Engine,
+        queue_num: int = 0,
+        bypass: bool = True,
+        ifaces: Sequence[str] = (),
+    ) -> None:
+        self.engine = engine
+        self.queue_num = queue_num
+        self.bypass = bypass
+        self.ifaces = tuple(ifaces)
+        self.tx: Transmitter | None = None
+        self._nfq: Any = None
+        self._sock: socket.socket | None = None
+        self._rules_installed = False
+        self.handled = 0
+        self.failures = 0
+
+    def open(self) -> None:
+        """Bind the queue, open the transmit sockets and install the (empty) chains."""
+        nfq = NetfilterQueue()
+        try:
+            nfq.bind(self.queue_num, self._on_packet, max_len=4096, range=_MAX_PACKET)
+        except OSError as exc:
+            raise BackendError(
+                f"cannot bind NFQUEUE {self.queue_num} ({exc}); is another pylvsd or NFQUEUE "
+                "user bound to it, and does this kernel have nfnetlink_queue?"
+            ) from None
+        self._nfq = nfq
+        self._sock = socket.fromfd(nfq.get_fd(), socket.AF_NETLINK, socket.SOCK_RAW)
+        self._sock.setblocking(False)
+        self.tx = Transmitter()
+        try:
+            _install_jumps(self.ifaces)
+        except BackendError:
+            remove_rules()
+            raise
+        self._rules_installed = True
+
+    def fileno(self) -> int:
+        assert self._sock is not None
+        return self._sock.fileno()
+
+    def set_services(self, services: list[ServiceInfo]) -> None:
+        """Make the queue rules match the configured services and NAT real servers."""
+        _iptables("--noflush", stdin=build_ruleset(services, self.queue_num, self.bypass))
+
+    def prepare_dest(self, addr: int) -> None:
+        """A DR real server was added: resolve its MAC now rather than on its first packet."""
+        if self.tx is not None:
+            self.tx.prepare(addr)
+
+    def process(self, budget: int = 256) -> int:
+        """Handle up to ``budget`` queued packets; returns how many netlink messages were read."""
+        assert self._sock is not None
+        batch = _Budget(self._sock, budget)
+        self._nfq.run_socket(batch)
+        return budget - batch.left
+
+    def _on_packet(self, pkt: Any) -> None:
+        engine = self.engine
+        try:
+            action = engine.handle(pkt.get_payload(), time.monotonic(), pkt.get_mark())
+        except Exception:
+            # A bug must not take the data plane down: drop the packet, keep serving.
+            self.failures += 1
+            log.exception("engine failed on a packet; dropped")
+            pkt.drop()
+            return
+        self.handled += 1
+        verdict = action.verdict
+        if verdict == Verdict.ACCEPT:
+            pkt.accept()
+        elif verdict == Verdict.REWRITE:
+            assert action.packet is not None
+            pkt.set_payload(bytes(action.packet))
+            pkt.accept()
+        elif verdict == Verdict.DROP:
+            pkt.drop()
+        else:
+            pkt.drop()
+            assert action.packet is not None and self.tx is not None
+            if verdict == Verdict.ROUTE:
+                self.tx.send_frame(action.packet, action.next_hop)
+            else:
+                self.tx.send_ip(action.packet, action.next_hop)
+
+    def close(self, keep_rules: bool = False) -> None:
+        """Unbind the queue and remove the rules (``keep_rules``: leave them in place)."""
+        if self._rules_installed and not keep_rules:
+            remove_rules()
+            self._rules_installed = False
+        if self._nfq is not None:
+            self._nfq.unbind()
+            self._nfq = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self.tx is not None:
+            self.tx.close()
+            self.tx = None

@@ -1,0 +1,279 @@
+"""pylvsd's life cycle: clean stop, kill -9 (fail open), cleanup, reload, misconfiguration."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from lvslab import (
+    PORT,
+    REPO,
+    farm,
+    pylvs_argv,
+    random_bytes,
+    recv_exact,
+    start_daemon,
+    tcp_exchange,
+    tcp_open,
+)
+
+from pylvs.core.control import DestSpec, IPVSError, ServiceSpec
+from pylvs.core.service import IPPROTO_TCP, FwdMethod
+from pylvs.io import netcfg
+from pylvs.testing.netns import Lab, build_lvs_lab, wait_until
+
+
+def _rules(lab: Lab, short: str = "d") -> str:
+    raw = lab.run(short, ["iptables", "-w", "-t", "raw", "-S"]).stdout.decode()
+    mangle = lab.run(short, ["iptables", "-w", "-t", "mangle", "-S"]).stdout.decode()
+    return raw + mangle
+
+
+def _ip_forward(lab: Lab, short: str = "d") -> str:
+    with lab.inside(short):
+        return netcfg.read_sysctl("net.ipv4.ip_forward")
+
+
+def test_sigterm_removes_everything(tmp_path: Path, backend: str) -> None:
+    with Lab() as lab:
+        topo = build_lvs_lab(lab, 1)
+        assert _ip_forward(lab) == "0"
+        daemon = start_daemon(lab, tmp_path / "pylvsd.log", backend)
+        svc = ServiceSpec(protocol=IPPROTO_TCP, addr=topo.vip, port=PORT, scheduler="rr")
+        daemon.ctl.add_service(svc)
+        daemon.ctl.add_dest(svc, DestSpec(addr=topo.reals[0], port=PORT, fwd=int(FwdMethod.MASQ)))
+        rules = _rules(lab)
+        assert f"-d {topo.vip}/32 -p tcp -m tcp --dport {PORT} -j PYLVS-Q" in rules
+        assert f"-s {topo.reals[0]}/32 -p tcp -m tcp --sport {PORT} -j PYLVS-Q" in rules
+        assert "--queue-bypass" in rules
+        assert _ip_forward(lab) == "1"
+        daemon.ctl.close()
+        os.kill(daemon.proc.pid, signal.SIGTERM)
+        assert daemon.proc.wait(10) == 0
+        assert "PYLVS" not in _rules(lab)
+        assert _ip_forward(lab) == "0"
+
+
+def test_kill9_fails_open(tmp_path: Path, backend: str) -> None:
+    """kill -9: rules stay; packets to the VIP reach the director's own stack (which resets TCP
+    connections to its local VIP); ``pylvsd --cleanup`` removes the rules; a restart serves again.
+    """
+    with farm(tmp_path, backend, "dr", "tcp", weights=(1,)) as f:
+        held = tcp_open(f.lab, f.topo.vip)
+        assert recv_exact(held, 8).strip() == b"r1"
+        held.sendall(b"x" * 1000)
+        assert recv_exact(held, 1000) == b"x" * 1000
+        failure: list[BaseException] = []
+        stop = threading.Event()
+
+        def keep_sending() -> None:
+            try:
+                while not stop.is_set():
+                    held.sendall(b"y" * 1000)
+                    recv_exact(held, 1000)
+            except OSError as exc:
+                failure.append(exc)
+
+        sender = threading.Thread(target=keep_sending, daemon=True)
+        sender.start()
+        os.kill(f.daemon.proc.pid, signal.SIGKILL)
+        f.daemon.proc.wait(5)
+        sender.join(15)
+        stop.set()
+        # The live connection dies: its next segment reaches the director's stack, which has no
+        # socket for it and answers with a RST.
+        assert failure and isinstance(failure[0], ConnectionResetError), failure
+        assert "PYLVS-Q" in _rules(f.lab)
+        # New connections: refused by the director itself (VIP on its lo, nothing listening).
+        with pytest.raises(ConnectionRefusedError):
+            tcp_open(f.lab, f.topo.vip, timeout=5)
+        out = f.lab.run("d", pylvs_argv("pylvs.daemon", "--cleanup"), cwd=REPO)
+        assert b"removed" in out.stdout
+        assert "PYLVS" not in _rules(f.lab)
+        # A new pylvsd starts from an empty table and serves new connections.
+        daemon = start_daemon(f.lab, tmp_path / "pylvsd2.log", backend)
+        assert daemon.ctl.services() == []
+        daemon.ctl.add_service(f.svc)
+        dest = DestSpec(addr=f.topo.reals[0], port=PORT, fwd=int(FwdMethod.ROUTE))
+        daemon.ctl.add_dest(f.svc, dest)
+        payload = random_bytes(5000)
+        ident, echoed = tcp_exchange(tcp_open(f.lab, f.topo.vip), payload)
+        assert (ident, echoed) == ("r1", payload)
+
+
+def test_sighup_reloads_config(tmp_path: Path, backend: str) -> None:
+    """SIGHUP re-reads --config: changed weights apply, existing connections stay tracked."""
+    with Lab() as lab:
+        topo = build_lvs_lab(lab, 2)
+        config = tmp_path / "ldirectord.cf"
+
+        def write(weights: tuple[int, int]) -> None:
+            reals = "".join(
+                f"\treal={rip}:{PORT} masq {w}\n"
+                for rip, w in zip(topo.reals, weights, strict=True)
+            )
+            config.write_text(
+                f"virtual={topo.vip}:{PORT}\n{reals}"
+                "\tscheduler=wrr\n\tprotocol=tcp\n\tchecktype=off\n"
+            )
+
+        write((1, 1))
+        daemon = start_daemon(lab, tmp_path / "pylvsd.log", backend, "--config", str(config))
+        (info,) = daemon.ctl.services()
+        assert [d.weight for d in info.dests] == [1, 1]
+        write((5, 0))
+        os.kill(daemon.proc.pid, signal.SIGHUP)
+        wait_until(
+            lambda: [d.weight for d in daemon.ctl.services()[0].dests] == [5, 0],
+            what="reloaded weights",
+        )
+        config.write_text("this is not a config\n")
+        os.kill(daemon.proc.pid, signal.SIGHUP)
+        wait_until(lambda: "reload of" in daemon.output(), what="reload error logged")
+        assert [d.weight for d in daemon.ctl.services()[0].dests] == [5, 0]
+        assert daemon.proc.poll() is None
+
+
+def _detached_log(lab: Lab) -> Path:
+    """Where a detached pylvsd of namespace ``d`` logs when there is no /dev/log."""
+    ino = os.stat(os.path.join("/run/netns", lab.ns("d"))).st_ino
+    return Path(f"/run/pylvs/pylvsd-{ino}.log")
+
+
+def test_connect_or_start(tmp_path: Path) -> None:
+    """The first control command in a namespace starts a detached pylvsd."""
+    with Lab() as lab:
+        lab.add_netns("d")
+        code = (
+            "from pylvs.ctl import connect_or_start\n"
+            "c = connect_or_start()\n"
+            "print(c.status()['pid'])\n"
+        )
+        out = lab.run("d", [sys.executable, "-c", code], cwd=REPO, timeout=60)
+        pid = int(out.stdout.decode().split()[-1])
+        try:
+            with lab.inside("d"):
+                from pylvs.ctl import ControlClient
+
+                with ControlClient() as ctl:
+                    assert ctl.ping()
+                    assert ctl.status()["pid"] == pid
+        finally:
+            os.kill(pid, signal.SIGTERM)
+            wait_until(lambda: not os.path.exists(f"/proc/{pid}"), what="pylvsd exit")
+            _detached_log(lab).unlink(missing_ok=True)
+        assert "PYLVS" not in _rules(lab)
+
+
+# -- misconfiguration: a clear message and a non-zero exit -------------------------------------
+
+
+def _pylvsd(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    return lab.run(
+        "d",
+        pylvs_argv("pylvs.daemon", "--foreground", *args),
+        check=False,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+    )
+
+
+def test_not_root() -> None:
+    with Lab() as lab:
+        lab.add_netns("d")
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        proc = lab.run(
+            "d",
+            [*argv, *pylvs_argv("pylvs.daemon", "--foreground")],
+            check=False,
+            text=True,
+            cwd=REPO,
+        )
+        assert proc.returncode != 0
+        assert "must be run as root" in proc.stderr
+
+
+def test_unknown_interface() -> None:
+    with Lab() as lab:
+        lab.add_netns("d")
+        proc = _pylvsd(lab, "--iface", "nosuch0")
+        assert proc.returncode == 1
+        assert "unknown interface 'nosuch0'" in proc.stderr
+        assert "PYLVS" not in _rules(lab)
+
+
+def test_nfqueue_unavailable(tmp_path: Path, backend: str) -> None:
+    """The queue is taken (by another pylvsd): the second one says so and leaves the rules."""
+    with Lab() as lab:
+        lab.add_netns("d")
+        start_daemon(lab, tmp_path / "pylvsd.log", backend)
+        before = _rules(lab)
+        proc = _pylvsd(lab, "--socket", "other")
+        assert proc.returncode == 1
+        assert "cannot bind NFQUEUE 0" in proc.stderr
+        assert _rules(lab) == before
+
+
+def test_already_running(tmp_path: Path, backend: str) -> None:
+    with Lab() as lab:
+        lab.add_netns("d")
+        start_daemon(lab, tmp_path / "pylvsd.log", backend)
+        proc = _pylvsd(lab)
+        assert proc.returncode == 1
+        assert "pylvsd already runs here" in proc.stderr
+
+
+def test_vip_and_real_server_without_route(tmp_path: Path, backend: str) -> None:
+    with Lab() as lab:
+        lab.add_netns("d")  # only lo: no route to anything
+        daemon = start_daemon(lab, tmp_path / "pylvsd.log", backend)
+        svc = ServiceSpec(protocol=IPPROTO_TCP, addr="203.0.113.99", port=80, scheduler="rr")
+        with pytest.raises(IPVSError) as exc:
+            daemon.ctl.add_service(svc)
+        assert exc.value.errno == errno.ENETUNREACH
+        assert "no route to virtual address 203.0.113.99" in str(exc.value)
+        with lab.inside("d"):
+            netcfg.add_address("lo", "203.0.113.99/32")
+        daemon.ctl.add_service(svc)
+        with pytest.raises(IPVSError) as exc:
+            daemon.ctl.add_dest(svc, DestSpec(addr="198.51.100.77", port=80))
+        assert exc.value.errno == errno.ENETUNREACH
+        assert "real server 198.51.100.77 is unreachable" in str(exc.value)
+        assert daemon.ctl.services()[0].dests == []
+
+
+def test_config_with_unroutable_vip_fails_start(tmp_path: Path) -> None:
+    with Lab() as lab:
+        lab.add_netns("d")
+        config = tmp_path / "ldirectord.cf"
+        config.write_text(
+            "virtual=203.0.113.99:80\n\treal=127.0.0.1:80 gate\n\tprotocol=tcp\n\tchecktype=off\n"
+        )
+        proc = _pylvsd(lab, "--config", str(config))
+        assert proc.returncode == 1
+        assert "no route to virtual address 203.0.113.99" in proc.stderr
+        assert "PYLVS" not in _rules(lab)
+
+
+def test_detached_start_reports_errors() -> None:
+    """Without --foreground the start-up error still reaches the caller, with a non-zero exit."""
+    with Lab() as lab:
+        lab.add_netns("d")
+        proc = lab.run(
+            "d",
+            pylvs_argv("pylvs.daemon", "--iface", "nosuch0"),
+            check=False,
+            text=True,
+            cwd=REPO,
+            timeout=30,
+        )
+        assert proc.returncode == 1
+        assert "unknown interface 'nosuch0'" in proc.stderr
+        _detached_log(lab).unlink(missing_ok=True)
