@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from pylvs import realserver
+from pylvs.cli import aliases
 from pylvs.io import netcfg
 from pylvs.io.ipipdecap import DEFAULT_TUN_NAME, IpipDecapsulator
 
@@ -83,6 +84,7 @@ def _cmd_realserver(args: argparse.Namespace) -> int:
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_realserver,
+    aliases.add_parser,
 ]
 
 

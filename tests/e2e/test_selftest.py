@@ -7,16 +7,21 @@ ranges (the VIP stays 207.175.44.110, inside the lab only):
     ns1 (director): veth10 gip, veth12 dip, VIP on lo
     ns2 (real server): veth21 rip, veth20 sip (on the client's bridge; removed for NAT)
 
-``ipvsadm -A -t VIP:8080 -s rr`` and ``-a -m|-g|-i -t VIP:8080 -r RIP:8080`` go through the
-control client; 32 random bytes are sent with socat and compared with cmp. The kernel has no
+``ipvsadm -A -t VIP:8080 -s rr`` and ``-a -m|-g|-i -t VIP:8080 -r RIP:8080`` are run as
+``pylvsadm`` command lines exactly where the script runs ``ipvsadm`` (the first one starts pylvsd
+in the director's namespace, as the kernel loads IPVS on demand), and also through the control
+client; 32 random bytes are sent with socat and compared with cmp. The kernel has no
 ``ipip`` module here, so for tunnel mode the real server runs pylvs's userspace decapsulator where
 the script loads ``ipip`` and brings ``tunl0`` up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +29,7 @@ from lvslab import REPO, pylvs_argv, read_line, start_daemon
 
 from pylvs.core.control import DestSpec, ServiceSpec
 from pylvs.core.service import IPPROTO_TCP, FwdMethod
+from pylvs.ctl import ControlClient
 from pylvs.io import netcfg
 from pylvs.testing.netns import Lab, wait_until
 
@@ -77,8 +83,28 @@ def _test_service(lab: Lab, tmp_path: Path) -> None:
     assert subprocess.run(["cmp", str(outfile), str(infile)]).returncode == 0
 
 
+PYLVSADM = str(Path(sys.executable).with_name("pylvsadm"))
+IPVSADM_SWITCH = {"nat": "-m", "dr": "-g", "tun": "-i"}
+
+
+def _pylvsadm(lab: Lab, *args: str) -> str:
+    """``ip netns exec ns1 pylvsadm ARGS``, as the selftest runs ``ipvsadm``."""
+    done = lab.run("ns1", [PYLVSADM, *args], check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    return str(done.stdout.decode())
+
+
+def _stop_started_daemon(lab: Lab) -> None:
+    """Stop the pylvsd that pylvsadm started (it detached, so the lab does not own it)."""
+    with lab.inside("ns1"), contextlib.suppress(OSError), ControlClient(timeout=5.0) as ctl:
+        pid = int(ctl.status()["pid"])
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}"), what=f"pylvsd {pid} to exit")
+
+
+@pytest.mark.parametrize("via", ["pylvsadm", "control"])
 @pytest.mark.parametrize("mode", ["nat", "dr", "tun"])
-def test_ipvs_selftest(tmp_path: Path, backend: str, mode: str) -> None:
+def test_ipvs_selftest(tmp_path: Path, backend: str, mode: str, via: str) -> None:
     with Lab() as lab:
         _setup(lab)
         decap = None
@@ -108,6 +134,24 @@ def test_ipvs_selftest(tmp_path: Path, backend: str, mode: str) -> None:
                 cwd=REPO,
             )
             assert "decapsulating" in read_line(decap)
+        if via == "pylvsadm":
+            try:
+                if backend != "nfqueue":
+                    # pylvsadm starts the default backend; others are started explicitly.
+                    start_daemon(lab, tmp_path / "pylvsd.log", backend, short="ns1")
+                _pylvsadm(lab, "-A", "-t", f"{VIP}:{PORT}", "-s", "rr")
+                _pylvsadm(
+                    lab, "-a", IPVSADM_SWITCH[mode], "-t", f"{VIP}:{PORT}", "-r", f"{RIP}:{PORT}"
+                )
+                _test_service(lab, tmp_path)
+                listing = _pylvsadm(lab, "-L", "-n", "--stats")
+                assert f"  -> {RIP}:{PORT}".ljust(33) + "        1" in listing
+            finally:
+                _stop_started_daemon(lab)
+                if decap is not None:
+                    lab.stop(decap)
+                    lab.run("ns2", pylvs_argv("pylvs.cli.pylvs", "realserver", "--undo"), cwd=REPO)
+            return
         daemon = start_daemon(lab, tmp_path / "pylvsd.log", backend, short="ns1")
         try:
             svc = ServiceSpec(protocol=IPPROTO_TCP, addr=VIP, port=PORT, scheduler="rr")
