@@ -1,16 +1,25 @@
-"""A guided run of the pylvs engine on generated packets (no network needed).
+"""The pylvs demonstration: a whole LVS web farm in network namespaces, in one command.
 
-It shows, for each LVS forwarding method, how the director rewrites a client's packets; then it
-spreads a few thousand connections over weighted real servers, lists them the way
-``ipvsadm -Ln --stats`` does, quiesces one server and shows that new connections avoid it.
+``scripts/demo`` (as root) brings up the ``farm`` scenario of the lab (two clients, a router, an
+active and a standby director running pylvsd, four real servers, direct routing), sends a few
+thousand HTTP requests from the clients, shows how they spread over the real servers (weighted
+round robin, then a persistent service), lists the director's counters with ``pylvsadm -Ln
+--stats`` run inside the director's namespace, takes one real server out with weight 0 and shows
+that new connections avoid it, and tears everything down (``--keep`` leaves the farm running).
 
-Run with ``python -m pylvs.demo``.
+``--engine`` runs the older walk-through instead: the engine alone on generated packets (no
+network, no root), showing each forwarding method's rewrite.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import os
 import random
+import subprocess
 import sys
+import time
 from collections import Counter
 from typing import Any, TextIO
 
@@ -23,8 +32,12 @@ from pylvs.core.control import DestSpec, ServiceSpec, addr_to_text
 from pylvs.core.engine import Action, Engine, Verdict
 from pylvs.core.packet import parse_frame
 from pylvs.core.service import AF_INET, IPPROTO_TCP, FwdMethod
+from pylvs.lab import runner, show
+from pylvs.lab.client import LoadResult, http_load
+from pylvs.lab.state import default_prefix
+from pylvs.lab.topology import LabConfigError, Scenario, load_scenario
 
-__all__ = ["main"]
+__all__ = ["engine_walkthrough", "main", "run_farm_demo"]
 
 VIP = "192.0.2.10"
 CLIENT = "198.51.100.7"
@@ -119,13 +132,184 @@ def _show_spread(out: TextIO) -> None:
     pylvsadm.main(["-L", "-n"], control=engine, stdout=out)
 
 
-def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
+def engine_walkthrough(out: TextIO) -> None:
+    """The engine on generated packets: each forwarding method, a spread, a quiesced server."""
     out.write("pylvs: the IPVS engine on generated packets\n")
     for fwd in (FwdMethod.MASQ, FwdMethod.ROUTE, FwdMethod.TUNNEL):
         _show_method(out, fwd)
     _show_spread(out)
+
+
+# -- the farm -------------------------------------------------------------------------------
+
+_SCENARIO = "farm"
+
+
+def _step(out: TextIO, n: int, text: str) -> None:
+    out.write(f"\n== {n}. {text}\n")
+    out.flush()
+
+
+def _pylvsadm_argv() -> list[str]:
+    here = os.path.join(os.path.dirname(sys.executable), "pylvsadm")
+    return [here] if os.access(here, os.X_OK) else [sys.executable, "-m", "pylvs.cli.pylvsadm"]
+
+
+def _pylvsadm(out: TextIO, prefix: str, node: str, *args: str) -> str:
+    """Run pylvsadm inside ``node``'s namespace, the way an administrator on the director would."""
+    ns = runner.node_netns(prefix, node)
+    argv = ["ip", "netns", "exec", ns, *_pylvsadm_argv(), *args]
+    shown = " ".join(["ip", "netns", "exec", ns, "pylvsadm", *args])
+    out.write(f"$ {shown}\n")
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    out.write(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise runner.LabError(f"pylvsadm {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _load(out: TextIO, scenario: Scenario, prefix: str, port: int, count: int) -> LoadResult:
+    clients = [runner.node_netns(prefix, n.name) for n in scenario.by_role("client")]
+    result = http_load(clients, scenario.vip, port, count)
+    out.write(show.load_text(result, f"http://{scenario.vip}:{port}/") + "\n")
+    if result.errors:
+        raise runner.LabError(
+            f"{sum(result.errors.values())} requests failed: {dict(result.errors)}"
+        )
+    return result
+
+
+def run_farm_demo(out: TextIO, prefix: str, requests: int = 3000, keep: bool = False) -> int:
+    """The main demonstration (see the module docstring); returns the exit status."""
+    scenario = load_scenario(_SCENARIO)
+    director = scenario.active_director.name
+    standby = [n.name for n in scenario.by_role("director") if n.standby]
+    (svc80, dests80), (svc8080, _dests8080) = scenario.services[0], scenario.services[1]
+    first = dests80[0]
+    first_name = scenario.owner_of(first.addr)
+    started = time.monotonic()
+    _step(out, 1, f"Bring up the '{scenario.name}' lab: {scenario.title}")
+    out.write(f"$ pylvs lab up {scenario.name}\n")
+    runner.up(_SCENARIO, prefix)
+    try:
+        out.write(show.topology_text(scenario) + "\n")
+        out.write(
+            f"({len(scenario.nodes) + 1} network namespaces named {prefix}*, built in "
+            f"{time.monotonic() - started:.1f} s; pylvsd runs on {director} and on "
+            f"{', '.join(standby) or 'no standby'})\n"
+        )
+
+        total_w = sum(d.weight for d in dests80)
+        _step(out, 2, f"{requests} HTTP requests to http://{scenario.vip}/ from the clients")
+        out.write(
+            f"The service uses {svc80.scheduler} with weights "
+            f"{', '.join(str(d.weight) for d in dests80)}: expect shares of "
+            f"{', '.join(f'{d.weight}/{total_w}' for d in dests80)}. Every request is a new "
+            "TCP connection; each real server answers with its own name.\n"
+        )
+        _load(out, scenario, prefix, svc80.port, requests)
+
+        _step(out, 3, f"The director's view: pylvsadm inside {director}")
+        _pylvsadm(out, prefix, director, "-L", "-n", "--stats")
+        out.write(
+            "InPkts only, OutPkts 0: in direct routing the replies go from the real servers "
+            "to the router, never through the director.\n"
+        )
+
+        _step(out, 4, f"Persistence: port {svc8080.port} is persistent ({svc8080.timeout} s)")
+        res = _load(out, scenario, prefix, svc8080.port, max(requests // 10, 40))
+        for ns, seen in sorted(res.per_client.items()):
+            where = ", ".join(f"{name} x{count}" for name, count in sorted(seen.items()))
+            out.write(f"  {ns.removeprefix(prefix)}: {where}\n")
+        out.write(
+            "Each client stays on one real server: the director keeps a template per "
+            "client address (see the templates with `pylvsadm -L -n -c`).\n"
+        )
+
+        for name in standby:
+            _step(out, 5, f"The standby director {name}: same services, no VIP, no traffic")
+            _pylvsadm(out, prefix, name, "-L", "-n", "--stats")
+            out.write(
+                f"{name} has every service configured but saw no packet: the router sends "
+                f"the VIP's traffic to the MAC that answered its ARP request, {director}'s. "
+                "Heartbeat moves the VIP (and a gratuitous ARP) to it when "
+                f"{director} fails.\n"
+            )
+
+        rs_name = first_name[0].name if first_name else first.addr
+        _step(out, 6, f"Take {rs_name} ({first.addr}) out of service: weight 0 (quiescent)")
+        vs = f"{svc80.addr}:{svc80.port}"
+        _pylvsadm(
+            out,
+            prefix,
+            director,
+            "-e",
+            "-t",
+            vs,
+            "-r",
+            f"{first.addr}:{first.port}",
+            "-g",
+            "-w",
+            "0",
+        )
+        res = _load(out, scenario, prefix, svc80.port, max(requests // 3, 100))
+        got = res.servers.get(rs_name, 0)
+        out.write(
+            f"{rs_name} got {got} of the new connections: with weight 0 the scheduler never "
+            "picks it for a new client, while connections it already has can finish (that is "
+            "how ldirectord quiesces a failed server).\n"
+        )
+        if got:
+            out.write(
+                f"The {got} that still reached {rs_name} reused a client port of a connection "
+                "the director still tracks for it: in DR the director never sees the server's "
+                "FIN, so that connection sits in FIN_WAIT, and IPVS sends a SYN on a known "
+                "connection to its old real server unless conn_reuse_mode has bit 2 set. "
+                "pylvs does the same.\n"
+            )
+        _pylvsadm(out, prefix, director, "-L", "-n")
+        _step(out, 7, "Done" + (": the farm keeps running" if keep else ": tearing down"))
+    except BaseException:
+        if not keep:
+            with contextlib.suppress(Exception):
+                runner.down(prefix)
+        raise
+    if keep:
+        out.write(show.hints(scenario, prefix) + "\n")
+    else:
+        out.write("$ pylvs lab down\n")
+        report = runner.down(prefix)
+        out.write(
+            f"removed {len(report.namespaces)} namespaces and stopped "
+            f"{len(report.stopped) + len(report.swept)} processes\n"
+        )
+    out.write(f"demo finished in {time.monotonic() - started:.1f} s\n")
     return 0
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    p = argparse.ArgumentParser(prog="scripts/demo", description=__doc__.split("\n\n")[1])
+    p.add_argument("--engine", action="store_true", help="the engine walk-through (no root)")
+    p.add_argument("--keep", action="store_true", help="leave the farm running at the end")
+    p.add_argument("-n", "--requests", type=int, default=3000, help="HTTP requests (3000)")
+    p.add_argument("--prefix", default=default_prefix(), help="lab namespace prefix (lvs-)")
+    args = p.parse_args(argv)
+    if args.engine:
+        engine_walkthrough(out)
+        return 0
+    if os.geteuid() != 0:
+        print(
+            "demo: the farm runs in network namespaces and needs root "
+            "(`--engine` shows the engine alone without root)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        return run_farm_demo(out, args.prefix, args.requests, args.keep)
+    except (runner.LabError, LabConfigError) as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

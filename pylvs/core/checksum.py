@@ -85,8 +85,8 @@ def csum_replace(check: int, old: int, new: int) -> int:
     are congruent to their word sums modulo 0xFFFF.
     """
     total = (check ^ 0xFFFF) + (0xFFFF - old % 0xFFFF) + new
-    r = total % 0xFFFF
-    return 0xFFFF ^ (r if r or not total else 0xFFFF)
+    # The middle term is at least 1, so total is never 0: a zero remainder is a sum of 0xFFFF.
+    return 0xFFFF ^ (total % 0xFFFF or 0xFFFF)
 
 
 # Named for the field width they are used on; one implementation serves all widths.

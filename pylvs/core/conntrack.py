@@ -141,8 +141,16 @@ class Conn:
         return split_key(self.key)
 
     def out_key(self) -> int:
-        af, proto, caddr, cport, _vaddr, _vport = split_key(self.key)
+        key = self.key
         dest = self.dest
+        if not key & _V6_MARK:
+            # IPv4, split_key and flow_key inlined (runs for every new NAT connection):
+            # proto, RIP, RS port, caddr, cport.
+            return (
+                (((key >> 96) << 32 | dest.addr) << 16 | (dest.port or key & 0xFFFF)) << 32
+                | (key >> 64) & 0xFFFFFFFF
+            ) << 16 | (key >> 48) & 0xFFFF
+        af, proto, caddr, cport, _vaddr, _vport = split_key(key)
         return flow_key(af, proto, dest.addr, self.dport, caddr, cport)
 
     @property

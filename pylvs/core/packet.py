@@ -172,6 +172,22 @@ _TCP = struct.Struct("!HH8xBB")
 _PORTS = struct.Struct("!HH")
 _ICMP = struct.Struct("!BB")
 _U16 = struct.Struct("!H")
+# The fast path's one unpack: an IPv4 header without options and the first 14 L4 bytes
+# (TCP: ports, data offset, flags; UDP: ports, then bytes that are not used).
+_IPV4_L4 = struct.Struct("!BBHHHBBHIIHH8xBB")
+# The same up to the ports, for packets shorter than 34 bytes.
+_IPV4_PORTS = struct.Struct("!BBHHHBBHIIHH")
+# Packet construction without the __init__ call (see _parse_ipv4_fast).
+_new_packet = object.__new__
+# The common case in one unpack: an IPv4 header without options and the first 14 L4 bytes
+# (TCP: ports, data offset, flags; UDP: ports, then bytes that are ignored).
+_IPV4_L4 = struct.Struct("!BBHHHBBHIIHH8xBB")
+# The same up to the ports, for packets shorter than 34 bytes.
+_IPV4_PORTS = struct.Struct("!BBHHHBBHIIHH")
+# The same behind an Ethernet header: ethertype first.
+_ETH_IPV4_L4 = struct.Struct("!12xHBBHHHBBHIIHH8xBB")
+# Packet construction without the __init__ call (see _ipv4_packet).
+_new_packet = object.__new__
 
 # Anything the parser reads from without copying.
 Buffer: TypeAlias = bytes | bytearray | memoryview
@@ -301,8 +317,8 @@ class Packet:
 def parse_ip(buf: Buffer, offset: int = 0) -> Packet:
     """Parse the IPv4 or IPv6 packet that starts at ``offset`` in ``buf``."""
     limit = len(buf)
-    if limit - offset >= 40:
-        p = _parse_ipv4_fast(buf, offset, limit, -1, -1)
+    if limit - offset >= 28:
+        p = _parse_ipv4_fast(buf, offset, limit, -1)
         if p is not None:
             return p
     return _parse_ip(buf, offset, limit, False)
@@ -311,13 +327,14 @@ def parse_ip(buf: Buffer, offset: int = 0) -> Packet:
 def parse_frame(buf: Buffer) -> Packet:
     """Parse an Ethernet II frame (optionally with one 802.1Q tag) carrying IPv4 or IPv6."""
     limit = len(buf)
+    # Ethertype 0x0800 tested bytewise: cheaper than an unpack for the common case.
+    if limit >= ETH_HLEN + 28 and buf[12] == 0x08 and buf[13] == 0x00:
+        p = _parse_ipv4_fast(buf, ETH_HLEN, limit, 0)
+        if p is not None:
+            return p
     if limit < ETH_HLEN:
         raise ParseError(Reason.TRUNCATED, "Ethernet header")
     (ethertype,) = _U16.unpack_from(buf, 12)
-    if ethertype == ETH_P_IP and limit >= ETH_HLEN + 40:
-        p = _parse_ipv4_fast(buf, ETH_HLEN, limit, 0, -1)
-        if p is not None:
-            return p
     l3 = ETH_HLEN
     vlan = -1
     if ethertype == ETH_P_8021Q:
@@ -340,55 +357,64 @@ def parse_frame(buf: Buffer) -> Packet:
     return p
 
 
-def _parse_ipv4_fast(buf: Buffer, l3: int, limit: int, eth: int, vlan: int) -> Packet | None:
+def _parse_ipv4_fast(buf: Buffer, l3: int, limit: int, eth: int) -> Packet | None:
     """The common case in one pass: unfragmented IPv4 without options carrying TCP or UDP.
 
     Returns None for anything else (including every malformed packet), which then takes the
     general path in :func:`_parse_ip` and gets its precise :class:`ParseError`. The caller
-    guarantees 40 bytes from ``l3``.
+    guarantees 28 bytes from ``l3`` (IPv4 + UDP headers).
     """
-    vihl, tos, total_len, ident, frag, ttl, proto, _check, saddr, daddr = _IPV4.unpack_from(buf, l3)
+    if limit - l3 >= 34:
+        # One unpack for the IP header and the L4 fields (two unpacks cost about 0.1 µs more).
+        (
+            vihl, tos, total_len, ident, frag, ttl, proto, _check, saddr, daddr,
+            sport, dport, doff, flags,
+        ) = _IPV4_L4.unpack_from(buf, l3)  # fmt: skip
+    else:
+        # Too short for a TCP header (which the check below then refuses): a minimal UDP packet.
+        vihl, tos, total_len, ident, frag, ttl, proto, _check, saddr, daddr, sport, dport = (
+            _IPV4_PORTS.unpack_from(buf, l3)
+        )
+        doff = flags = 0
     if vihl != 0x45 or frag & 0x3FFF or total_len > limit - l3:
         return None
-    l4 = l3 + 20
     if proto == IPPROTO_TCP:
-        if total_len < 40:
-            return None
-        sport, dport, doff, flags = _TCP.unpack_from(buf, l4)
-        doff = (doff >> 4) << 2
-        if doff < 20 or doff > total_len - 20:
+        # Data offset (high nibble of doff) at least 5 words and within the total length.
+        if total_len < 40 or doff < 0x50 or (doff & 0xF0) >> 2 > total_len - 20:
             return None
     elif proto == IPPROTO_UDP:
         if total_len < 28:
             return None
-        sport, dport = _PORTS.unpack_from(buf, l4)
         flags = 0
     else:
         return None
-    return Packet(
-        4,
-        l3,
-        20,
-        total_len,
-        proto,
-        saddr,
-        daddr,
-        ttl,
-        tos,
-        frag & IP_DF != 0,
-        ident,
-        0,
-        False,
-        l4,
-        sport,
-        dport,
-        flags,
-        -1,
-        -1,
-        l3 + total_len,
-        eth,
-        vlan,
-    )
+    # Slot stores after object.__new__: the 22-argument Packet(...) call costs about 0.1 µs more.
+    p = _new_packet(Packet)
+    p.version = 4
+    p.l3 = l3
+    p.hlen = IPV4_HLEN
+    p.total_len = total_len
+    p.proto = proto
+    p.saddr = saddr
+    p.daddr = daddr
+    p.ttl = ttl
+    p.tos = tos
+    p.df = frag & IP_DF != 0
+    p.ident = ident
+    p.frag_offset = 0
+    p.more_fragments = False
+    p.is_fragment = False
+    p.l4 = l3 + IPV4_HLEN
+    p.l4_len = total_len - IPV4_HLEN
+    p.sport = sport
+    p.dport = dport
+    p.tcp_flags = flags
+    p.icmp_type = -1
+    p.icmp_code = -1
+    p.end = l3 + total_len
+    p.eth = eth
+    p.vlan = -1
+    return p
 
 
 def parse_icmp_inner(buf: Buffer, p: Packet) -> Packet:

@@ -1,13 +1,15 @@
-"""The engine demonstration runs and tells the story it promises."""
+"""The demonstration: the engine walk-through (no root); the farm demo runs in tests/e2e."""
 
 import io
+
+import pytest
 
 from pylvs import demo
 
 
-def test_demo_shows_each_method_and_the_spread() -> None:
+def test_engine_walkthrough_shows_each_method_and_the_spread() -> None:
     out = io.StringIO()
-    assert demo.main([], out) == 0
+    assert demo.main(["--engine"], out) == 0
     text = out.getvalue()
     for method in ("== Masq", "== Route", "== Tunnel"):
         assert method in text
@@ -16,3 +18,9 @@ def test_demo_shows_each_method_and_the_spread() -> None:
     # wrr 3:1 over 4000 connections, then the quiesced server gets none of the next 1000.
     assert "  -> 203.0.113.1:80                   3000" in text
     assert "  203.0.113.2: 1000 new connections" in text
+
+
+def test_farm_demo_options() -> None:
+    with pytest.raises(SystemExit) as info:
+        demo.main(["--help"], io.StringIO())
+    assert info.value.code == 0

@@ -1,0 +1,225 @@
+"""``pylvs top``: a live view of pylvsd's virtual services and real servers.
+
+It polls the control socket of the pylvsd of this network namespace (or of ``--netns NAME``) and
+shows, per service and real server, the weight, active and inactive connections and the rate
+estimator's CPS, PPS and BPS (``ipvsadm -Ln --rate`` in one screen, refreshed), plus a log of the
+changes between two polls: services and real servers added or removed, weights changed (weight 0:
+quiesced), schedulers changed. ``--once`` prints one frame and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from pylvs.core.control import ServiceInfo
+from pylvs.core.service import FwdMethod
+from pylvs.ctl import DEFAULT_SOCKET, ControlClient
+from pylvs.io import netcfg
+
+__all__ = ["Snapshot", "add_top", "build_view", "diff", "main", "snapshot"]
+
+_PROTO = {6: "TCP", 17: "UDP", 132: "SCTP"}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the change log compares between two polls: service -> (scheduler, {dest: weight})."""
+
+    services: dict[str, tuple[str, dict[str, int]]]
+
+
+def _service_name(info: ServiceInfo) -> str:
+    if info.fwmark:
+        return f"FWM {info.fwmark}"
+    addr = f"[{info.addr}]" if ":" in info.addr else info.addr
+    return f"{_PROTO.get(info.protocol, info.protocol)} {addr}:{info.port}"
+
+
+def _dest_name(addr: str, port: int) -> str:
+    return f"{f'[{addr}]' if ':' in addr else addr}:{port}"
+
+
+def snapshot(services: list[ServiceInfo]) -> Snapshot:
+    return Snapshot(
+        {
+            _service_name(s): (s.scheduler, {_dest_name(d.addr, d.port): d.weight for d in s.dests})
+            for s in services
+        }
+    )
+
+
+def diff(prev: Snapshot | None, cur: Snapshot) -> list[str]:
+    """The changes from ``prev`` to ``cur``, one sentence each (nothing on the first poll)."""
+    if prev is None:
+        return []
+    events = []
+    for name in sorted(set(prev.services) - set(cur.services)):
+        events.append(f"service {name} removed")
+    for name, (sched, dests) in sorted(cur.services.items()):
+        if name not in prev.services:
+            events.append(f"service {name} added ({sched}, {len(dests)} real servers)")
+            continue
+        old_sched, old_dests = prev.services[name]
+        if sched != old_sched:
+            events.append(f"{name}: scheduler {old_sched} -> {sched}")
+        for dest in sorted(set(old_dests) - set(dests)):
+            events.append(f"{name}: real server {dest} removed")
+        for dest, weight in sorted(dests.items()):
+            if dest not in old_dests:
+                events.append(f"{name}: real server {dest} added, weight {weight}")
+            elif weight != old_dests[dest]:
+                what = " (quiesced: no new connections)" if weight == 0 else ""
+                if old_dests[dest] == 0 and weight:
+                    what = " (back in service)"
+                events.append(f"{name}: {dest} weight {old_dests[dest]} -> {weight}{what}")
+    return events
+
+
+def _rate(value: int, unit: str = "") -> str:
+    for scale, suffix in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "K")):
+        if value >= scale:
+            return f"{value / scale:.1f}{suffix}{unit}"
+    return f"{value}{unit}"
+
+
+def build_view(services: list[ServiceInfo], events: Sequence[str], title: str) -> Group:
+    """One frame: the table of services and real servers, then the recent changes."""
+    table = Table(title=title, title_justify="left", expand=False)
+    for column, justify in (
+        ("Service / real server", "left"),
+        ("Fwd", "left"),
+        ("Weight", "right"),
+        ("ActConn", "right"),
+        ("InActConn", "right"),
+        ("Conns", "right"),
+        ("CPS", "right"),
+        ("InPPS", "right"),
+        ("OutPPS", "right"),
+        ("InBPS", "right"),
+        ("OutBPS", "right"),
+    ):
+        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for svc in sorted(services, key=_service_name):
+        cps, inpps, outpps, inbps, outbps = svc.rates
+        active = sum(d.activeconns for d in svc.dests)
+        inactive = sum(d.inactconns for d in svc.dests)
+        persist = f" persistent {svc.timeout}" if svc.flags & 0x0001 else ""
+        table.add_row(
+            Text(f"{_service_name(svc)} {svc.scheduler}{persist}", style="bold"),
+            "",
+            "",
+            str(active),
+            str(inactive),
+            str(svc.stats[0]),
+            str(cps),
+            _rate(inpps),
+            _rate(outpps),
+            _rate(inbps, "B"),
+            _rate(outbps, "B"),
+        )
+        for d in sorted(svc.dests, key=lambda d: (d.addr, d.port)):
+            cps, inpps, outpps, inbps, outbps = d.rates
+            style = "dim" if d.weight == 0 else ""
+            table.add_row(
+                Text(f"  -> {_dest_name(d.addr, d.port)}", style=style),
+                FwdMethod(d.fwd).label,
+                Text(str(d.weight), style="yellow" if d.weight == 0 else ""),
+                str(d.activeconns),
+                str(d.inactconns),
+                str(d.stats[0]),
+                str(cps),
+                _rate(inpps),
+                _rate(outpps),
+                _rate(inbps, "B"),
+                _rate(outbps, "B"),
+            )
+    changes = Text("\n".join(events) if events else "(no changes seen yet)")
+    return Group(table, Text("recent changes:", style="bold"), changes)
+
+
+def add_top(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "top",
+        help="live view of pylvsd's services, real servers, connections and rates",
+        description=(
+            "Poll pylvsd's control socket and show services and real servers with weights, "
+            "active/inactive connections, CPS, PPS and BPS, and the changes as they happen."
+        ),
+    )
+    p.add_argument("--netns", metavar="NAME", help="the network namespace of the pylvsd to watch")
+    p.add_argument("--socket", default=DEFAULT_SOCKET, help="control socket name (default pylvsd)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
+    p.add_argument("--once", action="store_true", help="print one frame and exit")
+    p.set_defaults(func=_cmd_top)
+
+
+def _connect(netns: str | None, name: str) -> ControlClient:
+    # The abstract socket belongs to the namespace the socket is created in; it stays there.
+    with netcfg.in_netns(netns):
+        return ControlClient(name, timeout=5.0)
+
+
+def _title(netns: str | None, status: dict[str, object]) -> str:
+    where = f"netns {netns}" if netns else "this namespace"
+    return (
+        f"pylvsd pid {status.get('pid')} ({where}), backend {status.get('backend')}, "
+        f"{time.strftime('%H:%M:%S')}"
+    )
+
+
+def _cmd_top(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    try:
+        ctl = _connect(args.netns, args.socket)
+    except (OSError, netcfg.NetcfgError) as exc:
+        where = f" in netns {args.netns}" if args.netns else ""
+        print(f"pylvs top: cannot reach pylvsd @{args.socket}{where}: {exc}", file=sys.stderr)
+        return 1
+    stream = out or sys.stdout
+    # Not a terminal (a pipe, a test): wide enough for every column instead of rich's 80.
+    console = Console(file=stream, width=None if stream.isatty() else 140)
+    events: deque[str] = deque(maxlen=12)
+    with ctl:
+        services = ctl.services()
+        prev = snapshot(services)
+        if args.once:
+            console.print(build_view(services, [], _title(args.netns, ctl.status())))
+            return 0
+        try:
+            with Live(console=console, auto_refresh=False) as live:
+                while True:
+                    cur = snapshot(services)
+                    stamp = time.strftime("%H:%M:%S")
+                    events.extend(f"{stamp} {e}" for e in diff(prev, cur))
+                    prev = cur
+                    view = build_view(services, list(events), _title(args.netns, ctl.status()))
+                    live.update(view, refresh=True)
+                    time.sleep(args.interval)
+                    services = ctl.services()
+        except KeyboardInterrupt:
+            return 0
+        except (OSError, ConnectionError) as exc:
+            print(f"pylvs top: lost pylvsd: {exc}", file=sys.stderr)
+            return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pylvs.cli.top``: the same as ``pylvs top``."""
+    parser = argparse.ArgumentParser(prog="pylvs")
+    add_top(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["top", *(sys.argv[1:] if argv is None else argv)])
+    return _cmd_top(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

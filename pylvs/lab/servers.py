@@ -1,0 +1,112 @@
+"""The programs a lab real server runs: an HTTP server and a UDP echo server that name their host.
+
+``python -m pylvs.lab.servers --name rs1 --http 80 --udp-echo 7`` serves HTTP on every ``--http``
+port and UDP echo on every ``--udp-echo`` port, on all addresses (the VIP in DR and TUN, the real
+server's own address in NAT), until SIGTERM. Every HTTP answer is ``<name>\\n`` with an
+``X-Real-Server: <name>`` header, so a client sees which real server the director picked; a UDP
+reply is ``<name> `` followed by the datagram. It prints ``ready`` once all sockets listen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import struct
+import sys
+import threading
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+
+__all__ = ["main", "make_http_server"]
+
+
+def make_http_server(name: str, port: int) -> ThreadingHTTPServer:
+    body = f"{name}\n".encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = f"pylvs-lab/{name}"
+        # HTTP/1.0: one request per connection, so every request is a new LVS connection and the
+        # spread over the real servers shows the scheduler's decisions one by one.
+        protocol_version = "HTTP/1.0"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Real-Server", name)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_HEAD(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Real-Server", name)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return  # thousands of requests per demo: no access log
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 256  # bursts of parallel clients must not overflow the backlog
+
+    return Server(("0.0.0.0", port), Handler)
+
+
+# IP_PKTINFO (include/uapi/linux/in.h); struct in_pktinfo {int ifindex; in_addr spec_dst, addr}.
+_IP_PKTINFO = 8
+_PKTINFO = struct.Struct("i4s4s")
+
+
+def _udp_echo(sock: socket.socket, prefix: bytes) -> None:
+    """Answer from the address the datagram was sent to.
+
+    A socket bound to 0.0.0.0 would otherwise answer from the real server's own address (the
+    source of the route back), and in DR and TUN the client, which sent to the VIP, would not
+    take that for an answer. IP_PKTINFO gives the destination of each datagram and sets the
+    source of the reply.
+    """
+    sock.setsockopt(socket.IPPROTO_IP, _IP_PKTINFO, 1)
+    while True:
+        data, ancdata, _flags, peer = sock.recvmsg(65535, socket.CMSG_SPACE(_PKTINFO.size))
+        local = b"\0\0\0\0"
+        for level, kind, value in ancdata:
+            if level == socket.IPPROTO_IP and kind == _IP_PKTINFO:
+                local = _PKTINFO.unpack(value[: _PKTINFO.size])[2]
+        cmsg = [(socket.IPPROTO_IP, _IP_PKTINFO, _PKTINFO.pack(0, local, b"\0\0\0\0"))]
+        sock.sendmsg([prefix + data], cmsg, 0, peer)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="lab real server: HTTP and UDP echo naming this host")
+    p.add_argument("--name", required=True)
+    p.add_argument("--http", type=int, action="append", default=[], metavar="PORT")
+    p.add_argument("--udp-echo", type=int, action="append", default=[], metavar="PORT")
+    args = p.parse_args(argv)
+    servers = [make_http_server(args.name, port) for port in args.http]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    for port in args.udp_echo:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("0.0.0.0", port))
+        prefix = f"{args.name} ".encode()
+        threading.Thread(target=_udp_echo, args=(sock, prefix), daemon=True).start()
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    print("ready", flush=True)
+    while not stop.is_set():
+        stop.wait(1.0)
+    for server in servers:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""The lab scenario loader: the shipped scenarios load, broken files fail with clear messages."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pylvs.lab import show
+from pylvs.lab.topology import LabConfigError, list_scenarios, load_scenario, parse_scenario
+
+CONFIG = """
+[[virtual]]
+address = "192.0.2.100"
+port = 80
+protocol = "tcp"
+scheduler = "rr"
+real = [{ address = "192.0.2.11", port = 80, forward = "gate" }]
+"""
+
+GOOD = """
+name = "mini"
+method = "dr"
+vip = "192.0.2.100"
+config = "mini.pylvs.toml"
+
+[[lan]]
+name = "outside"
+subnet = "198.51.100.0/24"
+
+[[lan]]
+name = "inside"
+subnet = "192.0.2.0/24"
+
+[[node]]
+name = "client1"
+role = "client"
+interfaces = [{ lan = "outside", address = "198.51.100.10/24" }]
+gateway = "198.51.100.1"
+
+[[node]]
+name = "router"
+role = "router"
+interfaces = [
+    { lan = "outside", address = "198.51.100.1/24" },
+    { lan = "inside", address = "192.0.2.1/24" },
+]
+
+[[node]]
+name = "director1"
+role = "director"
+interfaces = [{ lan = "inside", address = "192.0.2.2/24" }]
+gateway = "192.0.2.1"
+
+[[node]]
+name = "rs1"
+role = "realserver"
+interfaces = [{ lan = "inside", address = "192.0.2.11/24" }]
+gateway = "192.0.2.1"
+http = [80]
+"""
+
+
+def _parse(tmp_path: Path, text: str, config: str = CONFIG) -> object:
+    (tmp_path / "mini.pylvs.toml").write_text(config)
+    path = tmp_path / "mini.toml"
+    path.write_text(text)
+    return parse_scenario(text, path)
+
+
+@pytest.mark.parametrize("name", ["dr", "nat", "tun", "farm"])
+def test_shipped_scenarios_load(name: str) -> None:
+    scenario = load_scenario(name)
+    assert scenario.name == name
+    assert scenario.active_director.role == "director"
+    assert scenario.services, "every scenario configures pylvsd"
+    assert len(scenario.by_role("realserver")) >= 3
+    assert name in list_scenarios()
+
+
+def test_farm_has_an_active_and_a_standby_director() -> None:
+    farm = load_scenario("farm")
+    directors = farm.by_role("director")
+    assert [d.standby for d in directors] == [False, True]
+    assert farm.vip_interface.name == "eth0"
+    assert len(farm.by_role("realserver")) == 4
+
+
+def test_good_minimal_scenario(tmp_path: Path) -> None:
+    scenario = _parse(tmp_path, GOOD)
+    assert scenario.node("rs1").http == (80,)  # type: ignore[attr-defined]
+    assert scenario.owner_of("192.0.2.2")[0].name == "director1"  # type: ignore[attr-defined]
+
+
+BROKEN = [
+    (GOOD.replace('method = "dr"', 'method = "fast"'), "method 'fast' is not one of nat, dr, tun"),
+    (GOOD.replace('role = "router"', 'role = "switch"'), "role 'switch' is not one of"),
+    (
+        GOOD.replace(
+            'lan = "inside", address = "192.0.2.2/24"', 'lan = "dmz", address = "192.0.2.2/24"'
+        ),
+        "node 'director1': interfaces[0].lan 'dmz' is not defined",
+    ),
+    (GOOD.replace('"192.0.2.11/24"', '"203.0.113.11/24"'), "is not in LAN 'inside'"),
+    (GOOD.replace('"192.0.2.11/24"', '"192.0.2.11"'), "needs a prefix length"),
+    (GOOD.replace('"192.0.2.11/24"', '"192.0.2.2/24"'), "address 192.0.2.2 is on both"),
+    (GOOD.replace('name = "rs1"', 'name = "client1"'), "node 'client1' is defined twice"),
+    (GOOD.replace('name = "rs1"', 'name = "RealServer-One"'), "use a-z and digits"),
+    (
+        GOOD.replace('vip = "192.0.2.100"', 'vip = "203.0.113.5"'),
+        "not in a subnet of the active director",
+    ),
+    (GOOD.replace('vip = "192.0.2.100"', 'vip = "300.1.1.1"'), "vip:"),
+    (GOOD.replace("http = [80]", "http = [80000]"), "http: 80000 is not a port number"),
+    (GOOD.replace("http = [80]", 'http = "80"'), "http must be list, not str"),
+    (
+        GOOD.replace('gateway = "192.0.2.1"\nhttp', 'gateway = "10.0.0.1"\nhttp'),
+        "gateway 10.0.0.1 is not on any of the node's LANs",
+    ),
+    (
+        GOOD.replace('role = "director"', 'role = "director"\nstandby = true'),
+        "exactly one director must be active",
+    ),
+    (
+        GOOD.replace('role = "client"', 'role = "client"\nstandby = true'),
+        "only a director can be a standby",
+    ),
+    (GOOD.replace('name = "mini"', 'name = "mini"\ncolour = "blue"'), "unknown key 'colour'"),
+    (GOOD.replace('config = "mini.pylvs.toml"', 'config = "missing.toml"'), "config:"),
+    (GOOD + "[[node]\n", "not valid TOML"),
+    (GOOD.replace('subnet = "192.0.2.0/24"', 'subnet = "198.51.100.128/25"'), "overlaps LAN"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BROKEN)
+def test_broken_scenarios_are_refused_with_a_clear_message(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(LabConfigError) as info:
+        _parse(tmp_path, text)
+    assert message in str(info.value)
+    assert str(info.value).startswith("mini.toml: ")
+
+
+def test_config_must_match_the_scenario(tmp_path: Path) -> None:
+    with pytest.raises(LabConfigError, match=r"virtual 192\.0\.2\.99:80 is not the vip"):
+        _parse(tmp_path, GOOD, CONFIG.replace('"192.0.2.100"', '"192.0.2.99"'))
+    with pytest.raises(LabConfigError, match=r"real 192\.0\.2\.50 is not a realserver"):
+        _parse(tmp_path, GOOD, CONFIG.replace('"192.0.2.11"', '"192.0.2.50"'))
+    with pytest.raises(LabConfigError, match="does not use the scenario's method dr"):
+        _parse(tmp_path, GOOD, CONFIG.replace('"gate"', '"masq"'))
+
+
+def test_unknown_scenario_names_the_known_ones() -> None:
+    with pytest.raises(LabConfigError, match=r"no such scenario \(known: dr, farm, nat, tun\)"):
+        load_scenario("nosuch")
+
+
+def test_topology_text_and_dot() -> None:
+    farm = load_scenario("farm")
+    text = show.topology_text(farm)
+    assert "director1 (director, active): eth0 192.0.2.2 + VIP 192.0.2.100" in text
+    assert "director2 (director, standby)" in text
+    assert "-> 192.0.2.11:80 (rs1) Route weight 3" in text
+    dot = show.to_dot(farm)
+    assert dot.startswith('graph "farm" {')
+    # Read top-down: clients above the outside LAN, the LAN above the router.
+    assert '"node:client1" -- "lan:outside"' in dot
+    assert '"lan:outside" -- "node:router"' in dot
+    assert '"lan:inside" -- "node:rs4"' in dot
+    assert 'style="filled,dashed"' in dot  # the standby
+
+
+def test_render_refuses_unknown_formats(tmp_path: Path) -> None:
+    with pytest.raises(show.ShowError, match=r"use a \.svg, \.png or \.pdf"):
+        show.render(load_scenario("dr"), tmp_path / "x.gif")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz dot not installed")
+def test_render_svg(tmp_path: Path) -> None:
+    out = tmp_path / "farm.svg"
+    show.render(load_scenario("farm"), out)
+    assert "<svg" in out.read_text()
