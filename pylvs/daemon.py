@@ -1,17 +1,20 @@
 """pylvsd: the director daemon of one network namespace.
 
-It wires the engine (:class:`pylvs.core.engine.Engine`), a data-plane backend (NFQUEUE), the
-control socket (:mod:`pylvs.ctl`) and the timers into one loop.
+It wires the engine (:class:`pylvs.core.engine.Engine`), a data-plane backend (NFQUEUE, or
+AF_PACKET rings: ``--backend``), the control socket (:mod:`pylvs.ctl`) and the timers into one
+loop.
 
-Threading: there is one thread. A ``selectors`` loop waits on the queue's netlink socket, the
-control socket and its clients, and a signal wake-up socket. Packets are handled in bounded
-batches (:meth:`NfqueueBackend.process`), control requests between batches, and ``engine.tick``
-at least once a second. The engine is not thread-safe; running everything in one thread
-serialises it without a lock, and a control request never waits behind more than one batch.
+Threading: there is one thread. A ``selectors`` loop waits on the backend's sockets (the queue's
+netlink socket, or the receive rings), the control socket and its clients, and a signal wake-up
+socket. Packets are handled in bounded batches (``backend.process``), control requests between
+batches, and ``engine.tick`` at least once a second. The engine is not thread-safe; running
+everything in one thread serialises it without a lock, and a control request never waits behind
+more than one batch. With ``--backend afpacket --workers N`` (N > 1) the packets are handled by
+N forked worker processes instead, each with its own engine (see :mod:`pylvs.io.afpacket`).
 
-Host state it owns and removes on SIGTERM/SIGINT: the iptables chains of the backend, and
-``net.ipv4.ip_forward`` and ``net.ipv4.conf.all.accept_local`` (set to 1 while a masquerading
-real server is configured, then restored).
+Host state it owns and removes on SIGTERM/SIGINT: the iptables chains of the backend, and, with
+NFQUEUE, ``net.ipv4.ip_forward`` and ``net.ipv4.conf.all.accept_local`` (set to 1 while a
+masquerading real server is configured, then restored).
 See docs/daemon.md for what a crash leaves behind and ``pylvsd --cleanup``.
 """
 
@@ -45,7 +48,8 @@ from pylvs.core.control import (
 from pylvs.core.engine import Engine
 from pylvs.core.service import AF_INET, FwdMethod
 from pylvs.ctl import DEFAULT_SOCKET, ControlServer
-from pylvs.io import netcfg
+from pylvs.io import afpacket, netcfg
+from pylvs.io.afpacket import AfpacketBackend, AfpacketError, EngineGroup
 from pylvs.io.nfqueue import BackendError, NfqueueBackend, remove_rules
 
 __all__ = ["Director", "DirectorError", "apply_config", "main"]
@@ -81,7 +85,12 @@ class Director:
     source address and MTU in the engine (tunnel source, PMTU), and updates the backend's rules.
     """
 
-    def __init__(self, engine: Engine, backend: NfqueueBackend, check_routes: bool = True) -> None:
+    def __init__(
+        self,
+        engine: Engine | EngineGroup,
+        backend: NfqueueBackend | AfpacketBackend,
+        check_routes: bool = True,
+    ) -> None:
         self.engine = engine
         self.backend = backend
         self.check_routes = check_routes
@@ -93,8 +102,10 @@ class Director:
         infos = self.engine.services()
         try:
             self.backend.set_services(infos)
-        except BackendError as exc:
+        except (BackendError, AfpacketError) as exc:
             raise IPVSError(errno.EIO, "", f"cannot update the queue rules: {exc}") from None
+        if isinstance(self.backend, AfpacketBackend):
+            return  # pylvs sends NAT packets itself: the kernel forwards nothing
         masq = any(d.fwd == FwdMethod.MASQ for svc in infos for d in svc.dests)
         if masq and not self._saved_sysctls:
             for key, value in _NAT_SYSCTLS:
@@ -262,10 +273,18 @@ class Daemon:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.engine = Engine()
-        self.backend = NfqueueBackend(
-            self.engine, queue_num=args.queue_num, bypass=args.queue_bypass, ifaces=args.iface
-        )
+        self.engine: Engine | EngineGroup
+        self.backend: NfqueueBackend | AfpacketBackend
+        if args.backend == "afpacket":
+            # pylvs forwards everything itself: it decrements TTLs and checks IP checksums.
+            engine = Engine(kernel_forwards_nat=False, check_ip_checksum=True)
+            self.backend = AfpacketBackend(engine, ifaces=args.iface, workers=args.workers)
+            self.engine = self.backend.engine
+        else:
+            self.engine = Engine()
+            self.backend = NfqueueBackend(
+                self.engine, queue_num=args.queue_num, bypass=args.queue_bypass, ifaces=args.iface
+            )
         self.director = Director(self.engine, self.backend, check_routes=not args.no_route_check)
         self.control: ControlServer | None = None
         self._running = True
@@ -285,8 +304,13 @@ class Daemon:
         except OSError as exc:
             raise DirectorError(str(exc.strerror or exc)) from None
         try:
-            self.backend.open()
-        except BackendError as exc:
+            if isinstance(self.backend, AfpacketBackend):
+                # Workers must not hold the control socket (a new pylvsd could not bind it).
+                keep_out = [self.control.listener.fileno(), *self._wake_fds()]
+                self.backend.open(close_in_workers=keep_out)
+            else:
+                self.backend.open()
+        except (BackendError, AfpacketError) as exc:
             raise DirectorError(str(exc)) from None
         if self.args.config:
             try:
@@ -301,7 +325,17 @@ class Daemon:
             except IPVSError as exc:
                 raise DirectorError(f"{self.args.config}: {exc}") from None
 
+    def _wake_fds(self) -> list[int]:
+        return [self._wake_r.fileno(), self._wake_w.fileno()]
+
     def status(self) -> dict[str, Any]:
+        if isinstance(self.backend, AfpacketBackend):
+            return {
+                "pid": os.getpid(),
+                "backend": self.backend.name,
+                **self.backend.status(),
+                "engine": dict(self.engine.counters),
+            }
         tx = self.backend.tx
         return {
             "pid": os.getpid(),
@@ -352,7 +386,11 @@ class Daemon:
         self._wake_w.setblocking(False)
         signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         sel = selectors.DefaultSelector()
-        sel.register(self.backend.fileno(), selectors.EVENT_READ, "queue")
+        if isinstance(self.backend, AfpacketBackend):
+            for fd in self.backend.filenos():
+                sel.register(fd, selectors.EVENT_READ, "queue")
+        else:
+            sel.register(self.backend.fileno(), selectors.EVENT_READ, "queue")
         sel.register(self.control.listener, selectors.EVENT_READ, "listen")
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         next_tick = 0.0
@@ -431,7 +469,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", metavar="FILE", help="ldirectord.cf or pylvs.toml (SIGHUP reloads)")
     p.add_argument("--socket", default=DEFAULT_SOCKET, help="abstract control socket name")
-    p.add_argument("--backend", default="nfqueue", choices=["nfqueue"], help="data plane")
+    p.add_argument(
+        "--backend",
+        default="nfqueue",
+        choices=["nfqueue", "afpacket"],
+        help="data plane: NFQUEUE (the kernel forwards) or AF_PACKET rings (pylvs forwards)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="afpacket: N data-plane processes sharing the traffic by client (default 1)",
+    )
     p.add_argument("--queue-num", type=int, default=0, help="NFQUEUE number (default 0)")
     p.add_argument(
         "--queue-bypass",
@@ -444,7 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="IF",
-        help="only queue traffic arriving on IF (repeat; list client and real-server sides)",
+        help=(
+            "only queue (nfqueue) or tap (afpacket) traffic arriving on IF (repeat; list client "
+            "and real-server sides); afpacket default: every interface but lo"
+        ),
     )
     p.add_argument(
         "--no-route-check",
@@ -504,6 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("must be run as root (it installs iptables rules and binds NFQUEUE)")
     if args.cleanup:
         removed = remove_rules()
+        removed = afpacket.remove_rules() or removed
         print("pylvsd: removed leftover rules" if removed else "pylvsd: no rules to remove")
         return 0
     foreground = args.foreground or "JOURNAL_STREAM" in os.environ

@@ -15,6 +15,9 @@ from types import FrameType
 
 from pylvs import realserver
 from pylvs.cli import aliases
+from pylvs.cli.bench import add_bench
+from pylvs.cli.lab import add_lab
+from pylvs.cli.top import add_top
 from pylvs.io import netcfg
 from pylvs.io.ipipdecap import DEFAULT_TUN_NAME, IpipDecapsulator
 
@@ -85,6 +88,9 @@ def _cmd_realserver(args: argparse.Namespace) -> int:
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_realserver,
     aliases.add_parser,
+    add_lab,
+    add_top,
+    add_bench,
 ]
 
 

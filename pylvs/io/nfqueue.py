@@ -22,6 +22,7 @@ returns, so a single-threaded daemon can interleave control requests and timers.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import socket
@@ -55,6 +56,10 @@ MARK_CHAIN = "PYLVS-MARK"
 
 _PROTO_NAMES = {6: "tcp", 17: "udp", 132: "sctp"}
 _MAX_PACKET = 0xFFFF
+# Packets the kernel may hold for pylvs before it drops (or, with bypass, accepts) new ones.
+_QUEUE_LEN = 16384
+_RCVBUF = 32 * 1024 * 1024
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 
 
 class BackendError(Exception):
@@ -208,7 +213,7 @@ class NfqueueBackend:
         """Bind the queue, open the transmit sockets and install the (empty) chains."""
         nfq = NetfilterQueue()
         try:
-            nfq.bind(self.queue_num, self._on_packet, max_len=4096, range=_MAX_PACKET)
+            nfq.bind(self.queue_num, self._on_packet, max_len=_QUEUE_LEN, range=_MAX_PACKET)
         except OSError as exc:
             raise BackendError(
                 f"cannot bind NFQUEUE {self.queue_num} ({exc}); is another pylvsd or NFQUEUE "
@@ -217,6 +222,11 @@ class NfqueueBackend:
         self._nfq = nfq
         self._sock = socket.fromfd(nfq.get_fd(), socket.AF_NETLINK, socket.SOCK_RAW)
         self._sock.setblocking(False)
+        # The kernel delivers each queued packet as a netlink message; with the default receive
+        # buffer (about 200 KiB) a pause of a few milliseconds in the loop overflows it and the
+        # kernel drops packets (ENOBUFS). Root may raise it past rmem_max with SO_RCVBUFFORCE.
+        with contextlib.suppress(OSError):
+            self._sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF)
         self.tx = Transmitter()
         try:
             _install_jumps(self.ifaces)

@@ -135,10 +135,11 @@ def test_ipvs_selftest(tmp_path: Path, backend: str, mode: str, via: str) -> Non
             )
             assert "decapsulating" in read_line(decap)
         if via == "pylvsadm":
+            started = None
             try:
                 if backend != "nfqueue":
                     # pylvsadm starts the default backend; others are started explicitly.
-                    start_daemon(lab, tmp_path / "pylvsd.log", backend, short="ns1")
+                    started = start_daemon(lab, tmp_path / "pylvsd.log", backend, short="ns1")
                 _pylvsadm(lab, "-A", "-t", f"{VIP}:{PORT}", "-s", "rr")
                 _pylvsadm(
                     lab, "-a", IPVSADM_SWITCH[mode], "-t", f"{VIP}:{PORT}", "-r", f"{RIP}:{PORT}"
@@ -147,7 +148,10 @@ def test_ipvs_selftest(tmp_path: Path, backend: str, mode: str, via: str) -> Non
                 listing = _pylvsadm(lab, "-L", "-n", "--stats")
                 assert f"  -> {RIP}:{PORT}".ljust(33) + "        1" in listing
             finally:
-                _stop_started_daemon(lab)
+                if started is not None:
+                    lab.stop(started.proc)
+                else:
+                    _stop_started_daemon(lab)
                 if decap is not None:
                     lab.stop(decap)
                     lab.run("ns2", pylvs_argv("pylvs.cli.pylvs", "realserver", "--undo"), cwd=REPO)

@@ -1,0 +1,130 @@
+"""The AF_PACKET backend's own behaviour: its DROP rules, a crash (fail closed), fanout workers.
+
+The forwarding cases (NAT, DR, TUN x TCP, UDP, and the kernel selftest) run for this backend
+through the ``backend`` parameter of the whole suite (conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from lvslab import (
+    FWD,
+    PORT,
+    PROTO,
+    REPO,
+    farm,
+    pylvs_argv,
+    random_bytes,
+    setup_realservers,
+    sha,
+    start_daemon,
+    start_server,
+    tcp_exchange,
+    tcp_open,
+    udp_exchange,
+    undo_realservers,
+)
+
+from pylvs.core.control import DestSpec, ServiceSpec
+from pylvs.core.service import IPPROTO_TCP, FwdMethod
+from pylvs.io import netcfg
+from pylvs.testing.netns import Lab, build_lvs_lab
+
+
+def _raw_rules(lab: Lab, short: str = "d") -> str:
+    return str(lab.run(short, ["iptables", "-w", "-t", "raw", "-S"]).stdout.decode())
+
+
+def test_rules_follow_services_and_go_on_stop(tmp_path: Path) -> None:
+    with Lab() as lab:
+        topo = build_lvs_lab(lab, 1)
+        daemon = start_daemon(lab, tmp_path / "pylvsd.log", "afpacket")
+        rules = _raw_rules(lab)
+        assert f"-A PREROUTING -i {topo.front_if} -j PYLVS-AF" in rules
+        assert f"-A PREROUTING -i {topo.back_if} -j PYLVS-AF" in rules
+        svc = ServiceSpec(protocol=IPPROTO_TCP, addr=topo.vip, port=PORT, scheduler="rr")
+        daemon.ctl.add_service(svc)
+        dest = DestSpec(addr=topo.reals[0], port=PORT, fwd=int(FwdMethod.MASQ))
+        daemon.ctl.add_dest(svc, dest)
+        rules = _raw_rules(lab)
+        assert f"-A PYLVS-AF -d {topo.vip}/32 -p tcp -m tcp --dport {PORT} -j DROP" in rules
+        assert f"-A PYLVS-AF -s {topo.reals[0]}/32 -p tcp -m tcp --sport {PORT} -j DROP" in rules
+        # pylvs sends NAT packets itself: the kernel is not asked to forward.
+        with lab.inside("d"):
+            assert netcfg.read_sysctl("net.ipv4.ip_forward") == "0"
+        daemon.ctl.del_service(svc)
+        assert "-A PYLVS-AF -" not in _raw_rules(lab)
+        daemon.ctl.close()
+        os.kill(daemon.proc.pid, signal.SIGTERM)
+        assert daemon.proc.wait(10) == 0
+        assert "PYLVS" not in _raw_rules(lab)
+
+
+def test_kill9_fails_closed(tmp_path: Path) -> None:
+    """kill -9: the DROP rules stay, so the VIP's traffic is dropped (not answered by the
+    director's stack); ``pylvsd --cleanup`` removes them and a new pylvsd serves again."""
+    with farm(tmp_path, "afpacket", "dr", "tcp", weights=(1,)) as f:
+        ident, echoed = tcp_exchange(tcp_open(f.lab, f.topo.vip), b"x" * 1000)
+        assert (ident, echoed) == ("r1", b"x" * 1000)
+        os.kill(f.daemon.proc.pid, signal.SIGKILL)
+        f.daemon.proc.wait(5)
+        assert "PYLVS-AF" in _raw_rules(f.lab)
+        with pytest.raises(TimeoutError):
+            tcp_open(f.lab, f.topo.vip, timeout=2)
+        out = f.lab.run("d", pylvs_argv("pylvs.daemon", "--cleanup"), cwd=REPO)
+        assert b"removed" in out.stdout
+        assert "PYLVS" not in _raw_rules(f.lab)
+        daemon = start_daemon(f.lab, tmp_path / "pylvsd2.log", "afpacket")
+        daemon.ctl.add_service(f.svc)
+        dest = DestSpec(addr=f.topo.reals[0], port=PORT, fwd=int(FwdMethod.ROUTE))
+        daemon.ctl.add_dest(f.svc, dest)
+        payload = random_bytes(5000)
+        assert tcp_exchange(tcp_open(f.lab, f.topo.vip), payload) == ("r1", payload)
+
+
+@pytest.mark.parametrize("proto", ["tcp", "udp"])
+def test_fanout_workers_nat(tmp_path: Path, proto: str) -> None:
+    """Two workers: both directions of every NAT connection meet on one worker, and the control
+    socket lists every worker's connections with summed counters."""
+    with Lab() as lab:
+        topo = build_lvs_lab(lab, 3)
+        shorts = ["r1", "r2", "r3"]
+        try:
+            setup_realservers(lab, topo, "nat", shorts)
+            for short in shorts:
+                start_server(lab, short, proto)
+            daemon = start_daemon(lab, tmp_path / "pylvsd.log", "afpacket", "--workers", "2")
+            status = daemon.ctl.status()
+            assert status["workers"] == 2 and len(status["worker_pids"]) == 2
+            svc = ServiceSpec(protocol=PROTO[proto], addr=topo.vip, port=PORT, scheduler="rr")
+            daemon.ctl.add_service(svc)
+            for rip in topo.reals:
+                dest = DestSpec(addr=rip, port=PORT, fwd=int(FWD["nat"]))
+                daemon.ctl.add_dest(svc, dest)
+            served: Counter[str] = Counter()
+            n = 12
+            for _ in range(n):
+                if proto == "tcp":
+                    payload = random_bytes(20000)
+                    ident, echoed = tcp_exchange(tcp_open(lab, topo.vip), payload)
+                    assert sha(echoed) == sha(payload)
+                else:
+                    payloads = [random_bytes(k) for k in (10, 1000)]
+                    ident, replies = udp_exchange(lab, topo.vip, payloads)
+                    assert replies == payloads
+                served[ident] += 1
+            assert sum(served.values()) == n and len(served) >= 2
+            conns = [c for c in daemon.ctl.conns() if not c.template]
+            assert len(conns) == n
+            (info,) = daemon.ctl.services()
+            assert sum(d.stats[0] for d in info.dests) == n
+            assert all(d.stats[2] > 0 for d in info.dests if d.stats[0])  # replies seen (outpkts)
+            stats = daemon.ctl.status()
+            assert stats["handled"] > 0 and stats["failures"] == 0
+        finally:
+            undo_realservers(lab, shorts)
