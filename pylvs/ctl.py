@@ -14,9 +14,10 @@ Request::
 ``op`` is a :class:`pylvs.core.control.ControlAPI` method name, ``args`` its keyword arguments:
 ``spec`` (ServiceSpec fields) for ``add_service``/``edit_service``/``del_service``/``get_service``;
 ``svc`` and ``dest`` (ServiceSpec, DestSpec fields) for ``add_dest``/``edit_dest``/``del_dest``;
-``svc`` (or null for all) for ``zero``; ``timeouts`` (Timeouts fields) for ``set_timeouts``; none
-for ``flush``, ``get_timeouts``, ``services``, ``conns``, ``total_stats``, ``ping`` and
-``status`` (pylvsd's pid, backend and counters).
+``svc`` (or null for all) for ``zero``; ``timeouts`` (Timeouts fields) for ``set_timeouts``;
+``spec`` (DaemonSpec fields) for ``start_daemon``; ``state`` (``"master"``/``"backup"``) for
+``stop_daemon``; none for ``flush``, ``get_timeouts``, ``services``, ``conns``, ``total_stats``,
+``daemons``, ``ping`` and ``status`` (pylvsd's pid, backend and counters).
 
 Response::
 
@@ -24,7 +25,8 @@ Response::
     {"ok": false, "errno": 17, "op": "add_service", "error": "File exists"}
 
 ``result`` is null for changes, a list of ServiceInfo/ConnInfo dicts for ``services``/``conns``,
-a ServiceInfo dict for ``get_service``, a Timeouts dict for ``get_timeouts``, and
+a ServiceInfo dict for ``get_service``, a Timeouts dict for ``get_timeouts``, a list of
+DaemonInfo dicts for ``daemons``, and
 ``[[conns, inpkts, outpkts, inbytes, outbytes], [cps, inpps, outpps, inbps, outbps]]`` for
 ``total_stats``. ``errno`` is the value IPVS would have returned (so pylvsadm prints ipvsadm's
 message for it); ``op`` names the operation as libipvs does.
@@ -48,6 +50,8 @@ from typing import Any
 from pylvs.core.control import (
     ConnInfo,
     ControlAPI,
+    DaemonInfo,
+    DaemonSpec,
     DestSpec,
     IPVSError,
     ServiceInfo,
@@ -113,6 +117,17 @@ def _call(api: ControlAPI, op: str, args: dict[str, Any]) -> Any:
     if op == "total_stats":
         stats, rates = api.total_stats()
         return [list(stats), list(rates)]
+    if op == "start_daemon":
+        api.start_daemon(_spec(DaemonSpec, args["spec"]))
+        return None
+    if op == "stop_daemon":
+        state = args["state"]
+        if not isinstance(state, str):
+            raise TypeError("state must be a string")
+        api.stop_daemon(state)
+        return None
+    if op == "daemons":
+        return [asdict(info) for info in api.daemons()]
     raise KeyError(op)
 
 
@@ -332,6 +347,15 @@ class ControlClient:
     def total_stats(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         stats, rates = self.request("total_stats")
         return tuple(stats), tuple(rates)
+
+    def start_daemon(self, spec: DaemonSpec) -> None:
+        self.request("start_daemon", spec=asdict(spec))
+
+    def stop_daemon(self, state: str) -> None:
+        self.request("stop_daemon", state=state)
+
+    def daemons(self) -> list[DaemonInfo]:
+        return [DaemonInfo(**d) for d in self.request("daemons")]
 
 
 class DaemonStartError(RuntimeError):

@@ -6,7 +6,9 @@ loop.
 
 Threading: there is one thread. A ``selectors`` loop waits on the backend's sockets (the queue's
 netlink socket, or the receive rings), the control socket and its clients, and a signal wake-up
-socket. Packets are handled in bounded batches (``backend.process``), control requests between
+socket, and the backup sync daemon's socket while one runs (connection synchronisation,
+:mod:`pylvs.ha.sync`; the master's messages are sent after each batch and when their 2 s are
+up). Packets are handled in bounded batches (``backend.process``), control requests between
 batches, and ``engine.tick`` at least once a second. The engine is not thread-safe; running
 everything in one thread serialises it without a lock, and a control request never waits behind
 more than one batch. With ``--backend afpacket --workers N`` (N > 1) the packets are handled by
@@ -38,6 +40,8 @@ from typing import Any
 
 from pylvs.core.control import (
     ConnInfo,
+    DaemonInfo,
+    DaemonSpec,
     DestSpec,
     IPVSError,
     ServiceInfo,
@@ -48,6 +52,7 @@ from pylvs.core.control import (
 from pylvs.core.engine import Engine
 from pylvs.core.service import AF_INET, FwdMethod
 from pylvs.ctl import DEFAULT_SOCKET, ControlServer
+from pylvs.ha.sync import SyncManager
 from pylvs.io import afpacket, netcfg
 from pylvs.io.afpacket import AfpacketBackend, AfpacketError, EngineGroup
 from pylvs.io.nfqueue import BackendError, NfqueueBackend, remove_rules
@@ -95,6 +100,8 @@ class Director:
         self.backend = backend
         self.check_routes = check_routes
         self._saved_sysctls: dict[str, str] = {}
+        # Connection synchronisation (--start-daemon): one connection table to send or fill.
+        self.sync = SyncManager(engine if isinstance(engine, Engine) else None)
 
     # -- host side effects -------------------------------------------------------------------
 
@@ -217,6 +224,15 @@ class Director:
 
     def total_stats(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         return self.engine.total_stats()
+
+    def start_daemon(self, spec: DaemonSpec) -> None:
+        self.sync.start(spec)
+
+    def stop_daemon(self, state: str) -> None:
+        self.sync.stop(state)
+
+    def daemons(self) -> list[DaemonInfo]:
+        return self.sync.daemons()
 
 
 def apply_config(director: Director, services: list[tuple[ServiceSpec, list[DestSpec]]]) -> None:
@@ -354,6 +370,7 @@ class Daemon:
         if self.control is not None:
             self.control.close()
             self.control = None
+        self.director.sync.close()
         self.backend.close()
         self.director.restore()
 
@@ -394,6 +411,8 @@ class Daemon:
         sel.register(self.control.listener, selectors.EVENT_READ, "listen")
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         next_tick = 0.0
+        sync = self.director.sync
+        sync_fd: int | None = None
         log.info(
             "pylvsd ready: backend %s, queue %d, control socket @%s",
             self.backend.name,
@@ -405,10 +424,19 @@ class Daemon:
             if now >= next_tick:
                 self.engine.tick(now)
                 next_tick = now + _TICK
-            for key, _events in sel.select(max(0.0, next_tick - now)):
+            wake_at = next_tick
+            sync_deadline = sync.next_deadline()
+            if sync_deadline is not None:
+                # A sync message that is not full leaves 2 s after its first record.
+                sync.flush(now)
+                wake_at = min(wake_at, max(sync_deadline, now))
+            for key, _events in sel.select(max(0.0, wake_at - now)):
                 what = key.data
                 if what == "queue":
                     self.backend.process(_BATCH)
+                    sync.flush(time.monotonic())
+                elif what == "sync":
+                    sync.receive(time.monotonic())
                 elif what == "listen":
                     conn = self.control.accept()
                     if conn is not None:
@@ -422,6 +450,13 @@ class Daemon:
                     sel.unregister(client)
                     if self.control.serve(client):
                         sel.register(client, selectors.EVENT_READ, "client")
+                    # A request may have started or stopped the backup sync daemon.
+                    if sync.receiver_fileno() != sync_fd:
+                        if sync_fd is not None:
+                            sel.unregister(sync_fd)
+                        sync_fd = sync.receiver_fileno()
+                        if sync_fd is not None:
+                            sel.register(sync_fd, selectors.EVENT_READ, "sync")
             if self._reload:
                 self._reload = False
                 self.reload()

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
-from pylvs.core.control import ConnInfo, DestInfo, ServiceInfo, Timeouts
+from pylvs.core.control import ConnInfo, DaemonInfo, DestInfo, ServiceInfo, Timeouts
 from pylvs.core.service import AF_INET6, FwdMethod, ServiceFlags
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "cmp_dests",
     "cmp_services",
     "format_conns",
+    "format_daemons",
     "format_listing",
     "format_service",
     "format_timeout",
@@ -584,3 +585,24 @@ def format_conns(conns: Sequence[ConnInfo], fmt: Fmt, namer: Namer | None = None
 def format_timeout(timeouts: Timeouts) -> str:
     """``list_timeout()``."""
     return f"Timeout (tcp tcpfin udp): {timeouts.tcp} {timeouts.tcpfin} {timeouts.udp}\n"
+
+
+def format_daemons(daemons: Sequence[DaemonInfo]) -> str:
+    """``list_daemon()``: one ``print_sync_daemon`` line per running daemon, master first.
+
+    maxlen, port and ttl are printed when non-zero and the group when one is set, which a
+    running daemon always has (the kernel fills in its defaults).
+    """
+    out = []
+    for d in daemons:
+        line = f"{d.state} sync daemon (mcast={d.mcast_ifn}, syncid={d.syncid}"
+        if d.sync_maxlen:
+            line += f", maxlen={d.sync_maxlen}"
+        if d.mcast_group:
+            line += f", group={d.mcast_group}"
+        if d.mcast_port:
+            line += f", port={d.mcast_port}"
+        if d.mcast_ttl:
+            line += f", ttl={d.mcast_ttl}"
+        out.append(line + ")\n")
+    return "".join(out)

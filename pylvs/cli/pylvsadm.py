@@ -27,6 +27,7 @@ from pylvs.cli.ipvsadm_format import (
     Namer,
     SystemNamer,
     format_conns,
+    format_daemons,
     format_listing,
     format_timeout,
 )
@@ -47,7 +48,14 @@ from pylvs.cli.ipvsadm_parse import (
     tryhelp_text,
     tunnel_opt_check,
 )
-from pylvs.core.control import ControlAPI, DestSpec, IPVSError, ServiceSpec, Timeouts
+from pylvs.core.control import (
+    ControlAPI,
+    DaemonSpec,
+    DestSpec,
+    IPVSError,
+    ServiceSpec,
+    Timeouts,
+)
 from pylvs.core.service import AF_INET6, ServiceFlags
 
 __all__ = [
@@ -59,7 +67,6 @@ __all__ = [
 ]
 
 NOT_RUNNING = "pylvsd is not running and could not be started"
-SYNC_UNSUPPORTED = "Connection synchronisation is not supported yet"
 
 # libipvs.c ipvs_strerror(): messages that depend on the call that failed, then generic ones.
 _STRERROR_BY_CALL: dict[tuple[str, int], str] = {
@@ -170,6 +177,13 @@ class _Session:
             raise Exit(1, stderr="cannot open file /proc/net/ip_vs_conn\n") from None
         self.stdout.write(format_conns(conns, fmt, self.namer))
 
+    def list_daemon(self) -> None:
+        try:
+            daemons = self.control.daemons()
+        except IPVSError:
+            raise Exit(1) from None
+        self.stdout.write(format_daemons(daemons))
+
     def list_timeout(self) -> None:
         try:
             timeouts = self.control.get_timeouts()
@@ -207,7 +221,7 @@ class _Session:
             elif ce.has(Opt.TIMEOUT):
                 self.list_timeout()
             elif ce.has(Opt.DAEMON):
-                pass  # no sync daemon runs, and ipvsadm lists none then
+                self.list_daemon()
             else:
                 self.list_all(ce.fmt)
             return 0
@@ -216,9 +230,6 @@ class _Session:
         if cmd == Cmd.SAVE:
             self.list_all(ce.fmt | Fmt.RULE)
             return 0
-        if cmd in (Cmd.STARTDAEMON, Cmd.STOPDAEMON):
-            self.stderr.write(SYNC_UNSUPPORTED + "\n")
-            return -1
         return self._modify(ce)
 
     def _modify(self, ce: CommandEntry) -> int:
@@ -249,6 +260,23 @@ class _Session:
             elif ce.cmd == Cmd.DELDEST:
                 call = "del_dest"
                 control.del_dest(_service_spec(ce), _dest_spec(ce))
+            elif ce.cmd == Cmd.STARTDAEMON:
+                call = "start_daemon"
+                daemon = ce.daemon
+                control.start_daemon(
+                    DaemonSpec(
+                        state=daemon.state,
+                        mcast_ifn=daemon.mcast_ifn,
+                        syncid=daemon.syncid,
+                        sync_maxlen=daemon.sync_maxlen,
+                        mcast_group=daemon.mcast_group,
+                        mcast_port=daemon.mcast_port,
+                        mcast_ttl=daemon.mcast_ttl,
+                    )
+                )
+            elif ce.cmd == Cmd.STOPDAEMON:
+                call = "stop_daemon"
+                control.stop_daemon(ce.daemon.state)
             elif ce.cmd == Cmd.TIMEOUT:
                 call = "set_timeout"
                 tcp, tcpfin, udp = ce.timeouts

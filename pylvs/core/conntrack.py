@@ -30,6 +30,7 @@ __all__ = [
     "CF_INVALID",
     "CF_NOOUTPUT",
     "CF_ONE_PACKET",
+    "CF_SYNC",
     "CF_TEMPLATE",
     "Bucket",
     "Conn",
@@ -47,6 +48,9 @@ CF_NOOUTPUT = 0x10  # IP_VS_CONN_F_NOOUTPUT: no reply seen (DR/TUN always)
 CF_TEMPLATE = 0x20  # IP_VS_CONN_F_TEMPLATE: persistence template
 CF_ONE_PACKET = 0x40  # IP_VS_CONN_F_ONE_PACKET: not hashed, expires after its packet
 CF_INVALID = 0x80  # template invalidated by ip_vs_check_template (vport/dport shown as 65535)
+# IP_VS_CONN_F_SYNC: created by a backup from a sync message. The one bit above 255: only a
+# backup's synced connections carry it.
+CF_SYNC = 0x100
 
 _V6_MARK = 1 << 300
 
@@ -97,6 +101,8 @@ class Bucket(list["Conn"]):
 class Conn:
     """One tracked connection or persistence template (struct ip_vs_conn).
 
+    ``old_state`` is the state last sent by a sync master (set only once it is synced).
+
     ``key`` is the in key (client -> virtual). For a template the key is built with cport 0 and
     the template's virtual port (0 for port-zero and fwmark services; a fwmark template puts the
     mark where the virtual address goes, as IPVS does). ``dest`` is the real server.
@@ -111,9 +117,12 @@ class Conn:
         "in_pkts",
         "key",
         "n_control",
+        "old_state",
         "state",
         "timeout",
     )
+
+    old_state: int  # set by synchronisation only, see the class docstring
 
     def __init__(self, key: int, dest: Dest, flags: int, state: int, timeout: int) -> None:
         self.key = key

@@ -22,6 +22,8 @@ from pylvs.core.service import AF_INET, AF_INET6, DEFAULT_PERSISTENT_TIMEOUT
 __all__ = [
     "ConnInfo",
     "ControlAPI",
+    "DaemonInfo",
+    "DaemonSpec",
     "DestInfo",
     "DestSpec",
     "IPVSError",
@@ -199,12 +201,43 @@ class Timeouts:
     udp: int = 300
 
 
+@dataclass
+class DaemonSpec:
+    """What ``ipvsadm --start-daemon`` sends (struct ipvs_daemon_user).
+
+    ``state`` is ``"master"`` or ``"backup"``; zero or empty fields take the kernel's defaults
+    (group 224.0.0.81, port 8848, TTL 1, maxlen from the interface's MTU).
+    """
+
+    state: str = "master"
+    mcast_ifn: str = "eth0"
+    syncid: int = 0
+    sync_maxlen: int = 0
+    mcast_group: str = ""
+    mcast_port: int = 0
+    mcast_ttl: int = 0
+
+
+@dataclass
+class DaemonInfo:
+    """A running sync daemon as ``ipvsadm -L --daemon`` lists it, defaults filled in."""
+
+    state: str
+    mcast_ifn: str
+    syncid: int
+    sync_maxlen: int
+    mcast_group: str
+    mcast_port: int
+    mcast_ttl: int
+
+
 class ControlAPI(Protocol):
     """The operations ``pylvsadm`` needs, served by the engine in-process or by pylvsd.
 
     Every method raises :class:`IPVSError` where IPVS would refuse (``EEXIST`` for a service
     that already exists, ``ESRCH`` for a missing service, ``ENOENT`` for a missing dest or
-    scheduler, ...).
+    scheduler, ...). ``start_daemon`` refuses a second daemon of the same state with ``EEXIST``,
+    ``stop_daemon`` one that does not run with ``ESRCH``.
     """
 
     def add_service(self, spec: ServiceSpec) -> None: ...
@@ -221,3 +254,6 @@ class ControlAPI(Protocol):
     def get_service(self, spec: ServiceSpec) -> ServiceInfo: ...
     def conns(self) -> list[ConnInfo]: ...
     def total_stats(self) -> tuple[tuple[int, ...], tuple[int, ...]]: ...
+    def start_daemon(self, spec: DaemonSpec) -> None: ...
+    def stop_daemon(self, state: str) -> None: ...
+    def daemons(self) -> list[DaemonInfo]: ...

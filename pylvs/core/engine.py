@@ -397,6 +397,9 @@ class Engine(IPVS):
         else:
             cp.timeout = self.udp_timeout
         cp.in_pkts += 1
+        if self.sync_master is not None:
+            # ip_vs_in: a running master considers every client packet for synchronisation.
+            self.sync_master.conn_in(cp, now)
         if cp.flags & CF_ONE_PACKET:
             self._unbind(cp)
         else:

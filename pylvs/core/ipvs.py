@@ -8,13 +8,17 @@ errno values. The packet path (:class:`pylvs.core.engine.Engine`) builds on it.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pylvs.core import tcpstate
 from pylvs.core.conntrack import (
+    CF_FWD_MASK,
     CF_INACTIVE,
     CF_INVALID,
+    CF_NOOUTPUT,
     CF_TEMPLATE,
     Conn,
     ConnTable,
@@ -22,6 +26,8 @@ from pylvs.core.conntrack import (
 )
 from pylvs.core.control import (
     ConnInfo,
+    DaemonInfo,
+    DaemonSpec,
     DestInfo,
     DestSpec,
     IPVSError,
@@ -44,8 +50,25 @@ from pylvs.core.service import (
     Stats,
     TunType,
 )
+from pylvs.core.sync import (
+    DEFAULT_MCAST_GROUP,
+    DEFAULT_MCAST_PORT,
+    DEFAULT_MCAST_TTL,
+    IP_VS_CONN_F_BACKUP_MASK,
+    IP_VS_CONN_F_SYNC,
+    STATE_BACKUP,
+    STATE_MASTER,
+    SYNC_THRESHOLD,
+    SyncConn,
+    SyncMaster,
+    clamp_maxlen,
+    default_maxlen,
+    flags_from_wire,
+)
 
 __all__ = ["IPVS", "Sysctls"]
+
+_FWD_METHODS = frozenset(int(m) for m in FwdMethod)
 
 # The kernel refuses timeouts above INT_MAX / HZ; ipvsadm itself caps at 31 days.
 _MAX_TIMEOUT = 2147483647 // 1000
@@ -85,6 +108,10 @@ class IPVS:
         self.paths: dict[tuple[int, int], tuple[int, int]] = {}
         # The time of the last packet or tick, for listings of time left.
         self.now = 0.0
+        # Connection synchronisation (ip_vs_sync.c): the master's send buffer, which the packet
+        # path feeds while a master runs, and the configuration of each running daemon.
+        self.sync_master: SyncMaster | None = None
+        self.sync_daemons: dict[str, DaemonInfo] = {}
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -454,6 +481,159 @@ class IPVS:
             )
         return out
 
+    # -- connection synchronisation (start_sync_thread, ip_vs_proc_conn) ------------------------
+
+    def start_daemon(self, spec: DaemonSpec, mtu: int = 1500) -> None:
+        """Record a sync daemon, with the kernel's defaults; ``mtu`` is the multicast
+        interface's (the host side checks the interface and opens the socket)."""
+        op = "start_daemon"
+        states = {"master": STATE_MASTER, "backup": STATE_BACKUP}
+        if spec.state not in states:
+            raise IPVSError(errno.EINVAL, op, f"bad sync daemon state {spec.state!r}")
+        state = states[spec.state]
+        group = spec.mcast_group or DEFAULT_MCAST_GROUP
+        try:
+            ip = ipaddress.ip_address(group)
+        except ValueError:
+            raise IPVSError(errno.EINVAL, op, f"bad multicast group {group!r}") from None
+        if not ip.is_multicast:
+            raise IPVSError(errno.EINVAL, op, f"{group} is not a multicast group")
+        if not 0 <= spec.syncid <= 255 or not 0 <= spec.mcast_port <= 0xFFFF:
+            raise IPVSError(errno.EINVAL, op)
+        if not 0 <= spec.mcast_ttl <= 255 or not 0 <= spec.sync_maxlen <= 0xFFFF:
+            raise IPVSError(errno.EINVAL, op)
+        ipv6 = ip.version == 6
+        if spec.sync_maxlen:
+            maxlen = clamp_maxlen(state, spec.sync_maxlen, ipv6)
+        else:
+            maxlen = default_maxlen(state, mtu, ipv6)
+        if spec.state in self.sync_daemons:
+            raise IPVSError(errno.EEXIST, op)
+        info = DaemonInfo(
+            state=spec.state,
+            mcast_ifn=spec.mcast_ifn,
+            syncid=spec.syncid,
+            sync_maxlen=maxlen,
+            mcast_group=str(ip),
+            mcast_port=spec.mcast_port or DEFAULT_MCAST_PORT,
+            mcast_ttl=spec.mcast_ttl or DEFAULT_MCAST_TTL,
+        )
+        self.sync_daemons[spec.state] = info
+        if state == STATE_MASTER:
+            self.sync_master = SyncMaster(spec.syncid, maxlen)
+
+    def stop_daemon(self, state: str) -> None:
+        if state not in ("master", "backup"):
+            raise IPVSError(errno.EINVAL, "stop_daemon", f"bad sync daemon state {state!r}")
+        if self.sync_daemons.pop(state, None) is None:
+            raise IPVSError(errno.ESRCH, "stop_daemon")
+        if state == "master":
+            # Records not yet sent are dropped, as the kernel's master thread does on exit.
+            self.sync_master = None
+
+    def daemons(self) -> list[DaemonInfo]:
+        """Running sync daemons, the master first (ip_vs_genl_dump_daemons)."""
+        return [self.sync_daemons[s] for s in ("master", "backup") if s in self.sync_daemons]
+
+    def apply_synced(self, records: Iterable[SyncConn], now: float) -> int:
+        """Create or update connections from a sync message (ip_vs_proc_conn); returns how many
+        were applied. They are flagged SYNC, keep the state and timeout they came with, and are
+        bound to the real server of a matching service when there is one; otherwise to a real
+        server of their own that belongs to no service, so they are still forwarded."""
+        self.now = now
+        applied = 0
+        for rec in records:
+            if self._apply_synced_conn(rec, now):
+                applied += 1
+        return applied
+
+    def _apply_synced_conn(self, rec: SyncConn, now: float) -> bool:
+        flags = flags_from_wire((rec.flags & IP_VS_CONN_F_BACKUP_MASK) | IP_VS_CONN_F_SYNC)
+        if flags & CF_FWD_MASK not in _FWD_METHODS:
+            return False
+        template = bool(flags & CF_TEMPLATE)
+        key = flow_key(rec.af, rec.protocol, rec.caddr, rec.cport, rec.vaddr, rec.vport)
+        table = self.table
+        if template:
+            cp = table.templates.get(key)
+        else:
+            cp = table.conn_in.get(key)
+            if cp is not None and (cp.dport != rec.dport or cp.dest.addr != rec.daddr):
+                if flags & CF_INACTIVE:
+                    # The end of a connection this one has already replaced: ignore it.
+                    return False
+                table.expire_now(cp)
+                cp = None
+        if cp is None:
+            dest = self._synced_dest(rec, flags)
+            if dest is None:
+                dest = Dest(af=rec.af, addr=rec.daddr, port=rec.dport, fwd=FwdMethod(flags & 7))
+                path = self.paths.get((rec.af, rec.daddr))
+                if path is not None:
+                    dest.path_src, dest.path_mtu = path
+            else:
+                flags = _dest_conn_flags(flags, dest)
+            cp = Conn(key, dest, flags, rec.state, self._synced_timeout(rec, template))
+            self._bind(cp)
+            table.add(cp, now)
+        else:
+            dest = cp.dest
+            if not template and (cp.flags ^ flags) & CF_INACTIVE:
+                if flags & CF_INACTIVE:
+                    dest.activeconns -= 1
+                    dest.inactconns += 1
+                else:
+                    dest.activeconns += 1
+                    dest.inactconns -= 1
+            # Only the activity bit is taken from an update (IP_VS_CONN_F_BACKUP_UPD_MASK).
+            cp.flags = (cp.flags & ~CF_INACTIVE) | (flags & CF_INACTIVE)
+            if dest.svc is None:
+                self._try_bind_synced(cp, rec)
+            cp.state = rec.state
+            cp.timeout = self._synced_timeout(rec, template)
+            table.refresh(cp, now)
+        cp.old_state = rec.state
+        cp.in_pkts = SYNC_THRESHOLD
+        return True
+
+    def _synced_timeout(self, rec: SyncConn, template: bool) -> int:
+        """The message's timeout (version 1); version 0 carries none: the protocol's timeout for
+        the state, 3 minutes for a template."""
+        if rec.timeout:
+            return min(rec.timeout, _MAX_TIMEOUT)
+        if template:
+            return 3 * 60
+        if rec.protocol == IPPROTO_TCP:
+            return self.tcp_timeouts[rec.state]
+        return self.udp_timeout
+
+    def _synced_dest(self, rec: SyncConn, flags: int) -> Dest | None:
+        """ip_vs_find_dest: the real server of the service the record's virtual address names."""
+        svc = self.find_service(rec.af, rec.protocol, rec.vaddr, rec.vport, rec.fwmark)
+        if svc is None:
+            return None
+        port = rec.dport
+        if rec.fwmark and flags & CF_FWD_MASK != FwdMethod.MASQ:
+            port = 0
+        dest = svc.find_dest(rec.af, rec.daddr, port)
+        if dest is None:
+            dest = svc.find_dest(rec.af, rec.daddr, port ^ rec.dport)
+        return dest
+
+    def _try_bind_synced(self, cp: Conn, rec: SyncConn) -> None:
+        """ip_vs_try_bind_dest: a connection synced before its service existed joins it now."""
+        dest = self._synced_dest(rec, cp.flags)
+        if dest is None:
+            return
+        old_flags = cp.flags
+        self._unbind(cp)
+        cp.dest = dest
+        cp.flags = _dest_conn_flags(old_flags, dest)
+        self._bind(cp)
+        if old_flags & CF_NOOUTPUT and not cp.flags & CF_NOOUTPUT:
+            # Now a NAT connection: its replies must find it.
+            self.table.hash_out(cp)
+
     # -- templates -----------------------------------------------------------------------------
 
     def template_key(self, svc: Service, proto: int, caddr: int, vaddr: int, vport: int) -> int:
@@ -483,3 +663,13 @@ class IPVS:
             ct.flags |= CF_INVALID
             self.table.rehash_template(ct, flow_key(af, proto, caddr, 0, vaddr, 0xFFFF))
         return False
+
+
+def _dest_conn_flags(flags: int, dest: Dest) -> int:
+    """ip_vs_bind_dest for a synced connection: the forwarding method (and with it NOOUTPUT)
+    comes from the real server it is bound to; the activity bit stays as synced."""
+    fwd = int(dest.fwd)
+    flags = (flags & ~(CF_FWD_MASK | CF_NOOUTPUT)) | fwd
+    if fwd != FwdMethod.MASQ:
+        flags |= CF_NOOUTPUT
+    return flags

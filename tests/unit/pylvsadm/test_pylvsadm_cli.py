@@ -13,6 +13,7 @@ from pylvsadm_fake import FakeControl, run, run_line
 
 import pylvs.cli.pylvsadm as pylvsadm
 from pylvs.core.control import DestSpec, ServiceSpec, Timeouts
+from pylvs.core.engine import Engine
 
 GOLDEN = Path(__file__).parent / "golden"
 TRY = "Try `ipvsadm -h' or 'ipvsadm --help' for more information.\n"
@@ -147,11 +148,28 @@ def test_list_one_service_has_no_header(ctl: FakeControl) -> None:
     assert run_line(ctl, "-L -n -t 10.0.0.1:81") == (1, "", "No such service\n")
 
 
-def test_daemon_listing_is_empty_and_sync_commands_are_refused(ctl: FakeControl) -> None:
-    assert run_line(ctl, "-L --daemon") == (0, "", "")
-    rc, out, err = run_line(ctl, "--start-daemon master --syncid 3")
-    assert (rc, out, err) == (255, "", "Connection synchronisation is not supported yet\n")
-    assert run_line(ctl, "--stop-daemon backup")[0] == 255
+def test_sync_daemon_commands_and_listing() -> None:
+    # The engine in-process: it records the daemons (pylvsd adds the sockets).
+    engine = Engine()
+    assert run_line(engine, "-L --daemon") == (0, "", "")
+    assert run_line(engine, "--start-daemon master --syncid 3") == (0, "", "")
+    assert run_line(engine, "--start-daemon backup --mcast-interface br0 --mcast-port 9000") == (
+        0,
+        "",
+        "",
+    )
+    assert run_line(engine, "--start-daemon master") == (255, "", "Daemon has already run\n")
+    assert run_line(engine, "-L --daemon") == (
+        0,
+        "master sync daemon (mcast=eth0, syncid=3, maxlen=1472, group=224.0.0.81, port=8848,"
+        " ttl=1)\n"
+        "backup sync daemon (mcast=br0, syncid=0, maxlen=1472, group=224.0.0.81, port=9000,"
+        " ttl=1)\n",
+        "",
+    )
+    assert run_line(engine, "--stop-daemon backup") == (0, "", "")
+    assert run_line(engine, "--stop-daemon backup") == (255, "", "No daemon is running\n")
+    assert run_line(engine, "--start-daemon slave")[0] == 2
 
 
 def test_help_and_version() -> None:
