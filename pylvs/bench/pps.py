@@ -1,12 +1,17 @@
-"""Packets per second through the director: trafgen offers 60-byte UDP frames at rising rates.
+"""Packets per second through the director: 60-byte UDP frames offered at rising rates.
 
 For one director configuration (a :class:`Target`), :func:`sweep` offers each rate of a list for
 ``seconds`` and counts the frames the sender put on the wire (``s0`` tx) and the frames that
 reached the receiver (``r0`` rx). A step is lossless when under 0.1% of the frames are missing.
 The sweep stops after two steps that lost over 20% (past the peak), then offers 3x the highest
-lossless rate (or trafgen's maximum, when it cannot send that fast) to see how the director holds
-up under overload. CPU time per forwarded packet is read from ``/proc/<pid>/stat`` (utime + stime
-of pylvsd and its worker processes) over each step.
+lossless rate (or as much as trafgen can, when the pacer cannot send that fast) to see how the
+director holds up under overload. CPU time per forwarded packet is read from ``/proc/<pid>/stat``
+(utime + stime of pylvsd and its worker processes) over each step.
+
+Rated steps are sent by :mod:`pylvs.bench.pacer` (evenly, in 1 ms ticks), not by ``trafgen -b``,
+whose shaper sends a second's frames in one burst at full speed: a rate step then measured how
+big a burst the director can buffer, not the rate it sustains. The "as fast as it can" step
+(rate 0) still uses trafgen, the faster sender.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -109,7 +115,8 @@ def cpu_seconds(pids: Sequence[int]) -> float:
 
 def trafgen_config(lab: BenchLab, path: Path) -> Path:
     """A trafgen packet: sender -> VIP:udp_port, source port cycling over FLOWS values, 60 bytes
-    (14 Ethernet + 20 IPv4 + 8 UDP + 18 payload); trafgen computes the checksums."""
+    (14 Ethernet + 20 IPv4 + 8 UDP + 18 payload); trafgen computes the checksums. The same frames
+    as :mod:`pylvs.bench.pacer` sends."""
     t = lab.topo
     dmac = lab.mac("d", t.front_if)
     smac = lab.mac("s", t.sender_if)
@@ -122,6 +129,16 @@ def trafgen_config(lab: BenchLab, path: Path) -> Path:
         "}\n"
     )
     return path
+
+
+def _pacer_argv(lab: BenchLab, rate: int, count: int) -> list[str]:
+    t = lab.topo
+    return [
+        "taskset", "-c", "0", sys.executable, "-m", "pylvs.bench.pacer", "--iface", t.sender_if,
+        "--dmac", lab.mac("d", t.front_if), "--smac", lab.mac("s", t.sender_if),
+        "--saddr", t.sender, "--daddr", t.vip, "--dport", str(t.udp_port),
+        "--sport", "1024", "--flows", str(FLOWS), "--rate", str(rate), "--count", str(count),
+    ]  # fmt: skip
 
 
 def _stop_group(proc: subprocess.Popen[Any]) -> None:
@@ -141,28 +158,43 @@ def _step(
 ) -> Step:
     t = lab.topo
     count = int(rate * seconds) if rate else int(2_000_000 * seconds)
-    argv = ["trafgen", "-o", t.sender_if, "-i", str(config), "-P", "1", "-q", "-n", str(count)]
     if rate:
-        argv += ["-b", f"{rate}pps"]
+        argv = _pacer_argv(lab, rate, count)
+    else:
+        # As fast as it can: trafgen's transmit ring (one process, pinned to CPU 0).
+        argv = ["trafgen", "-o", t.sender_if, "-i", str(config), "-P", "1", "-q", "-n", str(count)]
     sent0 = lab.packets("s", t.sender_if, "tx_packets")
     recv0 = lab.packets("r", t.receiver_if, "rx_packets")
     cpu0 = cpu_seconds(pids())
     start = time.monotonic()
     # trafgen forks its senders (-P): its own session, so stopping it stops its whole group.
     proc = lab.popen(
-        "s", argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        "s", argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
         # Without a rate, -n is a generous upper bound: stop trafgen after ``seconds``.
-        proc.wait(timeout=seconds * 3 + 5 if rate else seconds)
+        out, _err = proc.communicate(timeout=seconds * 3 + 5 if rate else seconds)
     except subprocess.TimeoutExpired:
         _stop_group(proc)
+        out = b""
     lab.stop(proc)
     elapsed = time.monotonic() - start
-    time.sleep(0.3)  # frames still in rings and queues
+    # The pacer reports how long it sent (without its start-up): the rate's denominator.
+    words = out.decode(errors="replace").split()
+    if rate and "seconds" in words:
+        elapsed = float(words[words.index("seconds") + 1])
+    # Frames still queued in the director (up to 16384 with NFQUEUE) arrive after the sender
+    # stopped: wait until the receiver's count settles, so they are not counted in the next step.
+    received = lab.packets("r", t.receiver_if, "rx_packets")
+    for _wait in range(30):
+        time.sleep(0.1)
+        now = lab.packets("r", t.receiver_if, "rx_packets")
+        if now == received:
+            break
+        received = now
+    received -= recv0
     cpu = cpu_seconds(pids()) - cpu0
     sent = lab.packets("s", t.sender_if, "tx_packets") - sent0
-    received = lab.packets("r", t.receiver_if, "rx_packets") - recv0
     return Step(rate, sent, received, elapsed, cpu)
 
 

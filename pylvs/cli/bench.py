@@ -16,8 +16,9 @@ def add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "bench",
         help="measure pylvs against kernel forwarding, nftables DNAT and HAProxy (root)",
         description=(
-            "Build sender/director/receiver namespaces, offer 60-byte UDP frames with trafgen at "
-            "rising rates and HTTP connections with wrk; print a table, write JSON and a PNG."
+            "Build sender/director/receiver namespaces, offer 60-byte UDP frames at evenly paced "
+            "rising rates (trafgen at full speed for the overload step) and HTTP connections "
+            "with wrk; print a table, write JSON and a PNG."
         ),
     )
     run.build_parser(p)

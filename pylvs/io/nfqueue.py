@@ -175,15 +175,25 @@ class _Budget:
     """A socket-like object for ``NetfilterQueue.run_socket``: at most ``left`` receives, then
     EAGAIN, so one call handles a bounded batch and returns to the caller's loop."""
 
+    __slots__ = ("left", "sock_recv")
+
     def __init__(self, sock: socket.socket, left: int) -> None:
-        self.sock = sock
+        self.sock_recv = sock.recv
         self.left = left
 
     def recv(self, size: int) -> bytes:
+        # Called once per queued packet: the socket's bound method is looked up once.
         if self.left <= 0:
             raise BlockingIOError(errno.EAGAIN, "budget used")
         self.left -= 1
-        return self.sock.recv(size)
+        return self.sock_recv(size)
+
+
+# Verdicts as module constants: an enum member lookup per packet costs about 0.1 us.
+_ACCEPT = Verdict.ACCEPT
+_REWRITE = Verdict.REWRITE
+_DROP = Verdict.DROP
+_ROUTE = Verdict.ROUTE
 
 
 class NfqueueBackend:
@@ -208,6 +218,11 @@ class NfqueueBackend:
         self._rules_installed = False
         self.handled = 0
         self.failures = 0
+        # The time of the current batch: one clock read per batch instead of one per packet
+        # (a batch lasts a few milliseconds; connection timeouts are seconds).
+        self._now = 0.0
+        # Packet marks are read only while a fwmark service exists (one call less per packet).
+        self._marks = False
 
     def open(self) -> None:
         """Bind the queue, open the transmit sockets and install the (empty) chains."""
@@ -242,6 +257,7 @@ class NfqueueBackend:
     def set_services(self, services: list[ServiceInfo]) -> None:
         """Make the queue rules match the configured services and NAT real servers."""
         _iptables("--noflush", stdin=build_ruleset(services, self.queue_num, self.bypass))
+        self._marks = any(svc.fwmark for svc in services)
 
     def prepare_dest(self, addr: int) -> None:
         """A DR real server was added: resolve its MAC now rather than on its first packet."""
@@ -251,14 +267,17 @@ class NfqueueBackend:
     def process(self, budget: int = 256) -> int:
         """Handle up to ``budget`` queued packets; returns how many netlink messages were read."""
         assert self._sock is not None
+        self._now = time.monotonic()
         batch = _Budget(self._sock, budget)
         self._nfq.run_socket(batch)
         return budget - batch.left
 
     def _on_packet(self, pkt: Any) -> None:
-        engine = self.engine
+        # Once per packet: NAT's verdict first, one tuple unpack instead of attribute reads.
         try:
-            action = engine.handle(pkt.get_payload(), time.monotonic(), pkt.get_mark())
+            action = self.engine.handle(
+                pkt.get_payload(), self._now, pkt.get_mark() if self._marks else 0
+            )
         except Exception:
             # A bug must not take the data plane down: drop the packet, keep serving.
             self.failures += 1
@@ -266,22 +285,22 @@ class NfqueueBackend:
             pkt.drop()
             return
         self.handled += 1
-        verdict = action.verdict
-        if verdict == Verdict.ACCEPT:
+        verdict, packet, next_hop = action
+        if verdict == _REWRITE:
+            assert packet is not None
+            pkt.set_payload(bytes(packet))
             pkt.accept()
-        elif verdict == Verdict.REWRITE:
-            assert action.packet is not None
-            pkt.set_payload(bytes(action.packet))
+        elif verdict == _ACCEPT:
             pkt.accept()
-        elif verdict == Verdict.DROP:
+        elif verdict == _DROP:
             pkt.drop()
         else:
             pkt.drop()
-            assert action.packet is not None and self.tx is not None
-            if verdict == Verdict.ROUTE:
-                self.tx.send_frame(action.packet, action.next_hop)
+            assert packet is not None and self.tx is not None
+            if verdict == _ROUTE:
+                self.tx.send_frame(packet, next_hop)
             else:
-                self.tx.send_ip(action.packet, action.next_hop)
+                self.tx.send_ip(packet, next_hop)
 
     def close(self, keep_rules: bool = False) -> None:
         """Unbind the queue and remove the rules (``keep_rules``: leave them in place)."""
