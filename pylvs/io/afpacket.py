@@ -257,7 +257,9 @@ class _NextHops:
             link = netcfg.link_info(route.oif)
             mac, state = netcfg.neigh_lookup(route.oif, route.next_hop)
             tx = self.ring(route.oif, link.name, link.mtu)
-        except (netcfg.NetcfgError, OSError) as exc:
+        except Exception as exc:
+            # NetcfgError, OSError, or a netlink error of pyroute2 (not an OSError) when an
+            # interface goes away mid-query: the packet loop calls this and must go on.
             self.errors += 1
             log.warning("no way to send to %s: %s", text, exc)
             hop = _Hop(None, b"", now + 1.0, probed)
@@ -300,11 +302,17 @@ class DataPlane:
         self.hops = _NextHops()
         self.handled = 0
         self.failures = 0
+        self.failure_logged = 0.0  # when a failure was last logged (one a second at most)
         self.csum_completed = 0
         self.rx_drops = 0
+        # Readable while a ring has a block ready that the last process() call left for later:
+        # see process().
+        self.wake_fd = -1
+        self.wake_set = False
 
     def open(self) -> None:
         try:
+            self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             for name in self.ifaces:
                 ring = RxRing()
                 self.rx.append(ring)
@@ -320,7 +328,8 @@ class DataPlane:
             raise AfpacketError(f"cannot open AF_PACKET rings: {exc}") from None
 
     def filenos(self) -> list[int]:
-        return [ring.fileno() for ring in self.rx]
+        """Descriptors to wait on (readable: call :meth:`process`)."""
+        return [ring.fileno() for ring in self.rx] + [self.wake_fd]
 
     def set_services(self, services: Sequence[ServiceInfo]) -> None:
         """Narrow the socket filters (and fanout programs) to the configured services."""
@@ -348,6 +357,26 @@ class DataPlane:
             done += self._drain(ring, budget - done)
             if done >= budget:
                 break
+        # A ring's socket is readable when the block before the kernel's current one belongs to
+        # user space (packet_poll), not when the block at our cursor does. Under overload the two
+        # can disagree (seen on Linux 6.18 after a few floods): the kernel froze on the block at
+        # our cursor (it waits for us to free it) while the block before it is one we have
+        # already freed, so poll reports nothing and, the ring being frozen, no block is closed
+        # again to wake us; from then on every frame was counted in rx_ring_full. So the plane
+        # keeps its own "work left" signal: an eventfd, readable exactly while a ring has a
+        # ready block at its cursor when process() returns.
+        left = False
+        for ring in self.rx:
+            if ring.ready() >= 0:
+                left = True
+                break
+        if left != self.wake_set:
+            if left:
+                os.eventfd_write(self.wake_fd, 1)
+            else:
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(self.wake_fd)
+            self.wake_set = left
         return done
 
     def _drain(self, ring: RxRing, budget: int) -> int:
@@ -363,33 +392,44 @@ class DataPlane:
                 break
             num, off = ring.frames(block)
             now = time.monotonic()
-            for _ in range(num):
-                step, snaplen, status, mac, net = unpack(view, off)
-                packet = view[off + net : off + mac + snaplen]
-                off += step
-                if status & TP_STATUS_CSUMNOTREADY:
-                    self._complete_checksum(packet)
-                try:
-                    verdict, out, next_hop = handle(packet, now)
-                except Exception:
-                    # A bug must not take the data plane down: drop the packet, keep serving.
-                    self.failures += 1
-                    log.exception("engine failed on a packet; dropped")
-                    continue
-                if verdict >= _SEND and out is not None:
-                    hop = hops.get(next_hop)
-                    if hop is None or hop.expires < now:
-                        hop = resolve(next_hop, now)
-                    tx = hop.tx
-                    if tx is None:
-                        self.hops.unresolved += 1
-                    else:
-                        tx.put(hop.header, out)
-            ring.release(block)
+            try:
+                for _ in range(num):
+                    step, snaplen, status, mac, net = unpack(view, off)
+                    packet = view[off + net : off + mac + snaplen]
+                    off += step
+                    try:
+                        if status & TP_STATUS_CSUMNOTREADY:
+                            self._complete_checksum(packet)
+                        verdict, out, next_hop = handle(packet, now)
+                        if verdict >= _SEND and out is not None:
+                            hop = hops.get(next_hop)
+                            if hop is None or hop.expires < now:
+                                hop = resolve(next_hop, now)
+                            tx = hop.tx
+                            if tx is None:
+                                self.hops.unresolved += 1
+                            else:
+                                tx.put(hop.header, out)
+                    except Exception:
+                        # A bug must not take the data plane down: drop the packet, keep serving.
+                        self._failed(now)
+            finally:
+                # Whatever happened, the block goes back to the kernel and the cursor moves on
+                # with the kernel's: a block left at TP_STATUS_USER is one the kernel never
+                # fills again (the ring freezes on it), and re-reading it sends its frames twice.
+                ring.release(block)
             done += num
             self.hops.flush()
         self.handled += done
         return done
+
+    def _failed(self, now: float) -> None:
+        """Count a packet the engine or the send path failed on; log it, once a second at most
+        (a bug hit by every packet would otherwise write the log at the packet rate)."""
+        self.failures += 1
+        if now - self.failure_logged >= 1.0:
+            self.failure_logged = now
+            log.exception("packet handling failed (%d failures so far); dropped", self.failures)
 
     def _complete_checksum(self, packet: memoryview) -> None:
         """Replace a partial (pseudo-header only) TCP/UDP checksum by the full one."""
@@ -410,12 +450,15 @@ class DataPlane:
             self.rx_drops += ring.statistics()[1]
         return {
             "rx_ring_full": self.rx_drops,
+            "rx_blocks_skipped": sum(ring.skipped for ring in self.rx),
             "handled": self.handled,
             "failures": self.failures,
             "csum_completed": self.csum_completed,
             "sent_frames": sum(tx.sent for tx in self.hops.rings.values()),
             "tx_ring_full": sum(tx.dropped for tx in self.hops.rings.values()),
             "tx_device_drops": sum(tx.device_drops for tx in self.hops.rings.values()),
+            "tx_errors": sum(tx.errors for tx in self.hops.rings.values()),
+            "tx_pending": sum(tx.pending for tx in self.hops.rings.values()),
             "dropped_unresolved": self.hops.unresolved,
         }
 
@@ -424,6 +467,9 @@ class DataPlane:
             ring.close()
         self.rx.clear()
         self.hops.close()
+        if self.wake_fd >= 0:
+            os.close(self.wake_fd)
+            self.wake_fd = -1
 
 
 # -- workers ---------------------------------------------------------------------------------

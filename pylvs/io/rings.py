@@ -12,7 +12,9 @@ packet_mmap.rst`` (x86-64, little-endian host order):
   offset 32 (``TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)``), the frame. User space fills slots
   whose status is ``TP_STATUS_AVAILABLE``, marks them ``TP_STATUS_SEND_REQUEST``, and one
   ``send()`` transmits every marked slot. ``PACKET_QDISC_BYPASS`` hands frames straight to the
-  driver, and ``PACKET_LOSS`` makes the kernel skip a malformed slot instead of stopping.
+  driver, and ``PACKET_LOSS`` makes the kernel skip a malformed slot instead of stopping. A frame
+  the device refuses (``ENOBUFS``) stays marked, and so do the ones after it, until a later
+  ``send()``.
 
 Nothing here allocates per packet: frames are read through a memoryview of the mapping, and
 written into the transmit mapping with slice assignment.
@@ -111,6 +113,7 @@ class RxRing:
             raise
         self.view = memoryview(self.map)
         self.block = 0
+        self.skipped = 0  # blocks stepped over to catch up with the kernel (see ready())
 
     def bind(self, ifname: str) -> None:
         self.sock.bind((ifname, ETH_P_IP))
@@ -120,9 +123,23 @@ class RxRing:
 
     def ready(self) -> int:
         """Offset of the current block if user space owns it, else -1."""
+        view = self.view
         offset = self.block * self.block_size
-        if _U32.unpack_from(self.view, offset + 8)[0] & TP_STATUS_USER:
+        if _U32.unpack_from(view, offset + 8)[0] & TP_STATUS_USER:
             return offset
+        # The kernel closes blocks in ring order, so while the cursor is in step with it the
+        # block after a block still being filled is one we freed, never a ready one. If it is
+        # ready (and the current one still is not, read again after it), the kernel has gone on
+        # without this block: waiting here would wait for good while the ring fills up. Step
+        # over it; the kernel fills it again on its next lap.
+        following = (self.block + 1) % self.block_nr
+        next_offset = following * self.block_size
+        if _U32.unpack_from(view, next_offset + 8)[0] & TP_STATUS_USER:
+            if _U32.unpack_from(view, offset + 8)[0] & TP_STATUS_USER:
+                return offset
+            self.block = following
+            self.skipped += 1
+            return next_offset
         return -1
 
     def frames(self, offset: int) -> tuple[int, int]:
@@ -149,7 +166,15 @@ class RxRing:
 
 
 class TxRing:
-    """A TPACKET_V2 transmit ring bound to one interface, bypassing the qdisc layer."""
+    """A TPACKET_V2 transmit ring bound to one interface, bypassing the qdisc layer.
+
+    Slots are filled in order at ``index``; the kernel takes them in the same order from its own
+    head, which is ``head`` here: ``pending`` slots from ``head`` on are marked
+    ``TP_STATUS_SEND_REQUEST`` and not yet taken. The kernel stops at the first slot it cannot
+    send and leaves it (and every later one) marked, so a marked slot only leaves the ring through
+    a later ``send()``: :meth:`flush` sends whenever ``pending`` is not 0, and counts a slot as
+    sent only once the kernel has taken it.
+    """
 
     def __init__(
         self, ifname: str, frame_size: int = 2048, frame_nr: int = 1024, burst: int = 64
@@ -184,11 +209,14 @@ class TxRing:
             self.sock.close()
             raise
         self.view = memoryview(self.map)
-        self.index = 0
-        self.pending = 0
-        self.sent = 0
-        self.dropped = 0
-        self.device_drops = 0
+        self.index = 0  # the next slot to fill
+        self.head = 0  # the oldest marked slot the kernel has not taken
+        self.pending = 0  # marked slots not taken yet: head, head + 1, ... index - 1
+        self.queued = 0  # slots marked since the last flush (the burst count)
+        self.sent = 0  # frames the kernel has taken
+        self.dropped = 0  # frames not queued: ring full of marked or in-flight slots, too big
+        self.device_drops = 0  # send() refused with ENOBUFS (the kernel resends that frame)
+        self.errors = 0  # send() failed otherwise (interface down or gone); frames stay marked
 
     def put(self, header: bytes, packet: bytes | bytearray | memoryview) -> bool:
         """Queue an Ethernet frame (``header`` + ``packet``); False if the ring is full or the
@@ -199,9 +227,17 @@ class TxRing:
         if length > self.max_frame:
             self.dropped += 1
             return False
-        if _U32.unpack_from(view, slot)[0] != _TP_STATUS_AVAILABLE:
+        # A full window (pending == frame_nr) puts index on head, a slot that may have been
+        # taken and freed already but is not reaped yet: it must not be filled twice.
+        if self.pending == self.frame_nr or _U32.unpack_from(view, slot)[0] != _TP_STATUS_AVAILABLE:
+            # Flush even with nothing queued since the last flush: if the slots ahead are marked
+            # ones a refused send() left behind, only a send() frees them; without it the ring
+            # would stay full for good.
             self.flush()
-            if _U32.unpack_from(view, slot)[0] != _TP_STATUS_AVAILABLE:
+            if (
+                self.pending == self.frame_nr
+                or _U32.unpack_from(view, slot)[0] != _TP_STATUS_AVAILABLE
+            ):
                 self.dropped += 1
                 return False
         start = slot + _TX_DATA
@@ -213,29 +249,57 @@ class TxRing:
         _U32.pack_into(view, slot, _TP_STATUS_SEND_REQUEST)
         self.index = (self.index + 1) % self.frame_nr
         self.pending += 1
-        if self.pending >= self.burst:
+        self.queued += 1
+        if self.queued >= self.burst:
             self.flush()
         return True
 
     def flush(self) -> None:
-        """Transmit every queued frame (one system call)."""
+        """Transmit every marked frame (one system call, a few when the device refuses one)."""
         if not self.pending:
             return
+        self.queued = 0
         for _attempt in range(3):
+            before = self.pending
             try:
                 self.sock.send(b"", socket.MSG_DONTWAIT)
             except BlockingIOError:
-                break  # the device queue is full; the slots stay marked for the next flush
+                break  # no send buffer left: the slots stay marked for the next flush
             except OSError as exc:
-                # ENOBUFS: the device dropped one frame (a veth whose peer's backlog is full,
-                # netdev_max_backlog); the kernel stopped there, the rest are still marked.
-                if exc.errno != errno.ENOBUFS:
-                    raise
-                self.device_drops += 1
-                continue
+                if exc.errno == errno.ENOBUFS:
+                    # The device dropped one frame (a veth whose peer's backlog is full, or
+                    # without carrier); the kernel marked it again and stopped there. Retry
+                    # while frames go out (the backlog drains between calls), not while the
+                    # first one is refused again: a link without carrier refuses every one.
+                    self.device_drops += 1
+                    self._reap()
+                    if self.pending and self.pending < before:
+                        continue
+                    break
+                # ENETDOWN, ENXIO...: the interface is down or gone. Not raised: the caller is
+                # the packet loop, which must keep serving the other interfaces; the frames
+                # stay marked and go out once the interface is back.
+                self.errors += 1
             break
-        self.sent += self.pending
-        self.pending = 0
+        self._reap()
+
+    def _reap(self) -> None:
+        """Move ``head`` past the slots the kernel has taken (any status but SEND_REQUEST)."""
+        view = self.view
+        size = self.frame_size
+        # The kernel takes slots in order: if the newest marked one is taken, all are.
+        last = (self.index - 1) % self.frame_nr
+        if _U32.unpack_from(view, last * size)[0] != _TP_STATUS_SEND_REQUEST:
+            self.sent += self.pending
+            self.head = self.index
+            self.pending = 0
+            return
+        while self.pending and _U32.unpack_from(view, self.head * size)[0] != (
+            _TP_STATUS_SEND_REQUEST
+        ):
+            self.head = (self.head + 1) % self.frame_nr
+            self.pending -= 1
+            self.sent += 1
 
     def close(self) -> None:
         self.view.release()

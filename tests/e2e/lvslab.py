@@ -87,6 +87,9 @@ def start_daemon(
         return try_control(lab, short)
 
     ctl = wait_until(ready, timeout=15, what="pylvsd control socket")
+    # The socket listens before the backend is open (it is pylvsd's lock on the namespace); the
+    # first answer comes from the main loop, so once ping returns the start-up is complete.
+    assert ctl.ping()
     return Daemon(proc, log, ctl)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from lvslab import (
 from pylvs.core.control import DestSpec, ServiceSpec
 from pylvs.core.service import IPPROTO_TCP, FwdMethod
 from pylvs.io import netcfg
-from pylvs.testing.netns import Lab, build_lvs_lab
+from pylvs.testing.netns import Lab, build_lvs_lab, wait_until
 
 
 def _raw_rules(lab: Lab, short: str = "d") -> str:
@@ -128,3 +130,46 @@ def test_fanout_workers_nat(tmp_path: Path, proto: str) -> None:
             assert stats["handled"] > 0 and stats["failures"] == 0
         finally:
             undo_realservers(lab, shorts)
+
+
+def test_dr_serves_again_after_refused_sends(tmp_path: Path) -> None:
+    """The director's back link loses carrier under load: every send() of the transmit ring is
+    refused (ENOBUFS) and the kernel keeps the refused frames marked, so the ring fills up. Once
+    the link is back, UDP and TCP through the VIP must work again (a ring that only called send()
+    for newly queued frames stayed full for good: every packet after it was dropped)."""
+    with farm(tmp_path, "afpacket", "dr", "udp", weights=(1,)) as f:
+        lab, topo = f.lab, f.topo
+        start_server(lab, "r1", "tcp")
+        tcp_svc = ServiceSpec(protocol=IPPROTO_TCP, addr=topo.vip, port=PORT, scheduler="rr")
+        f.daemon.ctl.add_service(tcp_svc)
+        dest = DestSpec(addr=topo.reals[0], port=PORT, fwd=int(FwdMethod.ROUTE))
+        f.daemon.ctl.add_dest(tcp_svc, dest)
+        assert udp_exchange(lab, topo.vip, [b"before"]) == ("r1", [b"before"])
+        # The switch's end of the director's back link (third port made by build_lvs_lab).
+        sw_port = "sw2"
+        with lab.inside("c"):
+            blast = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with blast:
+            lab.run("sw", ["ip", "link", "set", sw_port, "down"])
+            try:
+                # Far more datagrams than the transmit ring has slots (1024).
+                deadline = time.monotonic() + 1.0
+                while time.monotonic() < deadline:
+                    for _ in range(100):
+                        blast.sendto(b"x" * 18, (topo.vip, PORT))
+            finally:
+                lab.run("sw", ["ip", "link", "set", sw_port, "up"])
+        status = f.daemon.ctl.status()
+        assert status["tx_device_drops"] > 0 and status["tx_ring_full"] > 0, status
+
+        def udp_served() -> bool:
+            try:
+                return udp_exchange(lab, topo.vip, [b"after"]) == ("r1", [b"after"])
+            except AssertionError:
+                return False
+
+        wait_until(udp_served, timeout=12, what="UDP through the VIP")
+        payload = random_bytes(20000)
+        assert tcp_exchange(tcp_open(lab, topo.vip), payload) == ("r1", payload)
+        status = f.daemon.ctl.status()
+        assert status["failures"] == 0 and status["tx_pending"] == 0, status
