@@ -26,6 +26,7 @@ import socket
 from dataclasses import dataclass, field
 
 from pylvs.cli.ipvsadm_format import Fmt
+from pylvs.core.control import DaemonSpec
 from pylvs.core.service import AF_INET, AF_INET6, DEFAULT_PERSISTENT_TIMEOUT, ServiceFlags
 
 __all__ = [
@@ -601,15 +602,9 @@ class DestEntry:
     tun_flags: int = 0
 
 
-@dataclass
-class DaemonEntry:
-    state: str = ""
-    mcast_ifn: str = ""
-    syncid: int = 0
-    sync_maxlen: int = 0
-    mcast_group: str = ""
-    mcast_port: int = 0
-    mcast_ttl: int = 0
+def _empty_daemon() -> DaemonSpec:
+    """``ipvs_daemon_t`` zeroed, as ipvsadm starts it (the interface default is applied later)."""
+    return DaemonSpec(state="", mcast_ifn="")
 
 
 @dataclass
@@ -620,7 +615,7 @@ class CommandEntry:
     svc: ServiceEntry = field(default_factory=ServiceEntry)
     dest: DestEntry = field(default_factory=DestEntry)
     timeouts: tuple[int, int, int] = (0, 0, 0)
-    daemon: DaemonEntry = field(default_factory=DaemonEntry)
+    daemon: DaemonSpec = field(default_factory=_empty_daemon)
     options: int = 0
     fmt: Fmt = Fmt.NONE
 

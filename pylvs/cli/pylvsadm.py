@@ -50,7 +50,6 @@ from pylvs.cli.ipvsadm_parse import (
 )
 from pylvs.core.control import (
     ControlAPI,
-    DaemonSpec,
     DestSpec,
     IPVSError,
     ServiceSpec,
@@ -262,18 +261,7 @@ class _Session:
                 control.del_dest(_service_spec(ce), _dest_spec(ce))
             elif ce.cmd == Cmd.STARTDAEMON:
                 call = "start_daemon"
-                daemon = ce.daemon
-                control.start_daemon(
-                    DaemonSpec(
-                        state=daemon.state,
-                        mcast_ifn=daemon.mcast_ifn,
-                        syncid=daemon.syncid,
-                        sync_maxlen=daemon.sync_maxlen,
-                        mcast_group=daemon.mcast_group,
-                        mcast_port=daemon.mcast_port,
-                        mcast_ttl=daemon.mcast_ttl,
-                    )
-                )
+                control.start_daemon(ce.daemon)
             elif ce.cmd == Cmd.STOPDAEMON:
                 call = "stop_daemon"
                 control.stop_daemon(ce.daemon.state)

@@ -18,23 +18,11 @@ from pylvs.core.control import (
     ServiceSpec,
     Timeouts,
 )
+from pylvs.core.schedulers import available
 from pylvs.core.service import ServiceFlags
 
-_SCHEDULERS = {
-    "rr",
-    "wrr",
-    "lc",
-    "wlc",
-    "lblc",
-    "lblcr",
-    "dh",
-    "sh",
-    "sed",
-    "nq",
-    "fo",
-    "ovf",
-    "mh",
-}
+# The kernel refuses names no scheduler registered: the same set as the engine's.
+_SCHEDULERS = set(available())
 
 
 def _svc_key(spec: ServiceSpec) -> tuple[Any, ...]:
