@@ -21,7 +21,6 @@ import contextlib
 import ipaddress
 import json
 import os
-import socket
 from dataclasses import asdict, dataclass, field
 
 from pylvs.io import netcfg
@@ -58,18 +57,10 @@ class RealServerState:
     tunl0_used: bool = False
 
 
-_SO_NETNS_COOKIE = 71  # include/uapi/asm-generic/socket.h (Linux 5.14+)
-
-
 def state_path() -> str:
-    """One state file per network namespace, named after the namespace's cookie.
-
-    Cookies are never reused while the system runs (inode numbers of deleted namespaces are), so a
-    state file left by a deleted namespace cannot be mistaken for this one's.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        cookie = int.from_bytes(sock.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8), "little")
-    return os.path.join(_STATE_DIR, f"realserver-{cookie}.json")
+    """One state file per network namespace, named after the namespace's cookie (never reused,
+    unlike inode numbers: :func:`netcfg.netns_cookie`)."""
+    return os.path.join(_STATE_DIR, f"realserver-{netcfg.netns_cookie()}.json")
 
 
 def _load_state() -> RealServerState | None:

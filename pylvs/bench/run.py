@@ -55,7 +55,14 @@ class _Daemon:
     def __init__(self, lab: BenchLab, target: PylvsTarget, log: Path) -> None:
         self.lab = lab
         t = lab.topo
-        argv = [sys.executable, "-m", "pylvs.daemon", "--foreground", "--backend", target.backend]
+        argv = [
+            sys.executable,
+            "-m",
+            "pylvs.cli.pylvsd",
+            "--foreground",
+            "--backend",
+            target.backend,
+        ]
         if target.backend == "afpacket":
             argv += ["--iface", t.front_if, "--iface", t.back_if, "--workers", str(target.workers)]
         if target.workers == 1:
@@ -83,7 +90,8 @@ class _Daemon:
                 dest = DestSpec(addr=rip, port=port, fwd=int(FWD[target.method]))
                 self.ctl.add_dest(svc, dest)
         status = self.ctl.status()
-        self.pids = [int(status["pid"]), *(int(p) for p in status.get("worker_pids", []))]
+        workers = status.get("details", {}).get("worker_pids", [])
+        self.pids = [int(status["pid"]), *(int(p) for p in workers)]
 
     def current_pids(self) -> list[int]:
         return self.pids

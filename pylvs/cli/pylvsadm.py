@@ -9,7 +9,10 @@ ipvsadm (keepalived checks, ldirectord, ``ipvsadm-save``/``ipvsadm-restore``) wo
 Exit codes are ipvsadm's: 0 on success, 2 for a refused command line, 255 when IPVS refuses the
 operation (ipvsadm returns -1 from ``main``) or for an unknown option, 1 when a listing fails.
 Unlike ipvsadm, which opens IPVS before looking at its arguments, pylvsadm reaches pylvsd only
-once a command needs it, so ``-h``, ``-v`` and command-line errors work without the daemon.
+once a command needs it, so ``-h``, ``-v`` and command-line errors work without the daemon. A
+command that changes the table starts pylvsd when none runs (as the kernel loads IPVS on first
+use); listings and saves never do: with no pylvsd they show what a fresh kernel shows, an empty
+table with the default timeouts, and leave the host as it is.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from pylvs.core.service import AF_INET6, ServiceFlags
 __all__ = [
     "ControlUnavailable",
     "default_control",
+    "default_reader",
     "ipvs_strerror",
     "main",
     "restore_tokens",
@@ -127,6 +131,20 @@ def default_control() -> ControlAPI:
         raise ControlUnavailable(NOT_RUNNING) from exc
 
 
+def default_reader() -> ControlAPI:
+    """What listings read: the running pylvsd, or, when none runs, a fresh IPVS state (an empty
+    table, the default timeouts, no sync daemon), as ipvsadm shows on a kernel where IPVS was
+    just loaded. Nothing is started and the host is not changed."""
+    from pylvs.core.ipvs import IPVS
+    from pylvs.ctl import connect_if_running
+
+    try:
+        client = connect_if_running()
+    except OSError as exc:
+        raise ControlUnavailable(NOT_RUNNING) from exc
+    return client if client is not None else IPVS()
+
+
 class _Session:
     """One pylvsadm run: streams, the (lazily reached) control surface and name lookups."""
 
@@ -138,10 +156,13 @@ class _Session:
         stdin: TextIO,
         stdout: TextIO,
         stderr: TextIO,
+        reader_factory: Callable[[], ControlAPI] = default_reader,
     ) -> None:
         self.program = program
         self._control = control
         self._factory = control_factory
+        self._reader_factory = reader_factory
+        self._reader: ControlAPI | None = None
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
@@ -149,43 +170,53 @@ class _Session:
 
     @property
     def control(self) -> ControlAPI:
+        """For changes: pylvsd, started if none runs."""
         if self._control is None:
             self._control = self._factory()
         return self._control
+
+    @property
+    def reader(self) -> ControlAPI:
+        """For listings: pylvsd if it runs (or once a change started it), never started here."""
+        if self._control is not None:
+            return self._control
+        if self._reader is None:
+            self._reader = self._reader_factory()
+        return self._reader
 
     # --- listing ------------------------------------------------------------------------------
 
     def list_all(self, fmt: Fmt) -> None:
         try:
-            services = self.control.services()
+            services = self.reader.services()
         except IPVSError as exc:
             raise Exit(1, stderr=ipvs_strerror("get_services", exc.errno) + "\n") from None
         self.stdout.write(format_listing(services, fmt, self.namer))
 
     def list_service(self, spec: ServiceSpec, fmt: Fmt) -> None:
         try:
-            svc = self.control.get_service(spec)
+            svc = self.reader.get_service(spec)
         except IPVSError as exc:
             raise Exit(1, stderr=ipvs_strerror("get_service", exc.errno) + "\n") from None
         self.stdout.write(format_listing([svc], fmt, self.namer, header=False))
 
     def list_conn(self, fmt: Fmt) -> None:
         try:
-            conns = self.control.conns()
+            conns = self.reader.conns()
         except IPVSError:
             raise Exit(1, stderr="cannot open file /proc/net/ip_vs_conn\n") from None
         self.stdout.write(format_conns(conns, fmt, self.namer))
 
     def list_daemon(self) -> None:
         try:
-            daemons = self.control.daemons()
+            daemons = self.reader.daemons()
         except IPVSError:
             raise Exit(1) from None
         self.stdout.write(format_daemons(daemons))
 
     def list_timeout(self) -> None:
         try:
-            timeouts = self.control.get_timeouts()
+            timeouts = self.reader.get_timeouts()
         except IPVSError:
             raise Exit(1) from None
         self.stdout.write(format_timeout(timeouts))
@@ -270,7 +301,11 @@ class _Session:
                 tcp, tcpfin, udp = ce.timeouts
                 control.set_timeouts(Timeouts(tcp=tcp, tcpfin=tcpfin, udp=udp))
         except IPVSError as exc:
-            self.stderr.write(ipvs_strerror(call, exc.errno) + "\n")
+            if exc.limit:
+                # Kernel IPVS would have accepted it, so ipvsadm has no message: pylvsd's own.
+                self.stderr.write(f"{self.program}: {exc.detail}\n")
+            else:
+                self.stderr.write(ipvs_strerror(call, exc.errno) + "\n")
             return -1
         return 0
 

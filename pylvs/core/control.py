@@ -8,18 +8,29 @@ control socket can carry as is.
 
 Addresses cross this boundary as text (``"192.0.2.1"``, ``"2001:db8::1"``); the core keeps them as
 integers.
+
+:data:`OPERATIONS` is the one table of the control operations: their names, their arguments with the
+:class:`Codec` that carries each across the control socket (and checks its types on the way in:
+a request is untrusted input), the codec of the result, and what an operation touches. The
+control socket's dispatch, its client, the forwarding to data-plane worker processes and the test
+fakes are all driven by it, so adding an operation is one row here (plus its implementation in
+:class:`pylvs.core.ipvs.IPVS` and its typed signature in :class:`ControlAPI`).
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 from pylvs.core.service import AF_INET, AF_INET6, DEFAULT_PERSISTENT_TIMEOUT
 
 __all__ = [
+    "OPERATIONS",
+    "OPERATION_BY_NAME",
+    "Codec",
     "ConnInfo",
     "ControlAPI",
     "DaemonInfo",
@@ -27,6 +38,7 @@ __all__ = [
     "DestInfo",
     "DestSpec",
     "IPVSError",
+    "Operation",
     "ServiceInfo",
     "ServiceSpec",
     "Timeouts",
@@ -41,12 +53,17 @@ class IPVSError(Exception):
     ``op`` names the operation as libipvs does (``add_service``, ``update_service``,
     ``del_service``, ``zero_service``, ``add_dest``, ``update_dest``, ``del_dest``,
     ``set_timeout``, ...) because ipvsadm's message depends on both (``ipvs_strerror``).
+
+    ``limit`` marks a refusal of pylvs's own, of something kernel IPVS would accept (a backend
+    that cannot serve a fwmark service, for example): ipvsadm has no message for it, so
+    ``detail`` is what the operator is told.
     """
 
-    def __init__(self, err: int, op: str = "", detail: str = "") -> None:
+    def __init__(self, err: int, op: str = "", detail: str = "", limit: bool = False) -> None:
         self.errno = err
         self.op = op
         self.detail = detail
+        self.limit = limit
         super().__init__(detail or f"{op}: {errno.errorcode.get(err, err)}")
 
 
@@ -257,3 +274,162 @@ class ControlAPI(Protocol):
     def start_daemon(self, spec: DaemonSpec) -> None: ...
     def stop_daemon(self, state: str) -> None: ...
     def daemons(self) -> list[DaemonInfo]: ...
+
+
+# -- the operation table -------------------------------------------------------------------------
+
+# Text fields of a request are names, addresses and states: nothing longer is legitimate.
+_MAX_TEXT = 256
+
+
+class Codec:
+    """How one argument or result crosses the control socket.
+
+    ``encode`` makes JSON-ready data of a value; ``decode`` makes the value again and, because a
+    request comes from outside, checks every type on the way (TypeError with a message naming
+    ``what``); ranges and meanings are the engine's to check, with IPVS's errnos.
+    """
+
+    def encode(self, value: Any) -> Any:
+        return value
+
+    def decode(self, data: Any, what: str) -> Any:
+        return data
+
+
+class _Spec(Codec):
+    """A request dataclass (ServiceSpec, DestSpec, Timeouts, DaemonSpec): a JSON object whose
+    fields each have the type of the field's default; missing fields take the default."""
+
+    def __init__(self, cls: type[Any]) -> None:
+        self.cls = cls
+        self.types: dict[str, type[Any]] = {f.name: type(f.default) for f in fields(cls)}
+
+    def encode(self, value: Any) -> Any:
+        return asdict(value)
+
+    def decode(self, data: Any, what: str) -> Any:
+        name = self.cls.__name__
+        if not isinstance(data, dict):
+            raise TypeError(f"{what}: expected an object ({name})")
+        unknown = sorted(str(k) for k in data if k not in self.types)
+        if unknown:
+            raise TypeError(f"{what}: unknown {name} fields: {', '.join(unknown)}")
+        for key, value in data.items():
+            expected = self.types[key]
+            # bool is an int in Python and int is no bool: both are checked exactly.
+            if type(value) is not expected:
+                raise TypeError(f"{what}.{key}: expected {expected.__name__}")
+            if isinstance(value, str) and (len(value) > _MAX_TEXT or "\0" in value):
+                raise TypeError(f"{what}.{key}: not a valid name or address")
+        return self.cls(**data)
+
+
+class _Optional(Codec):
+    def __init__(self, inner: Codec) -> None:
+        self.inner = inner
+
+    def encode(self, value: Any) -> Any:
+        return None if value is None else self.inner.encode(value)
+
+    def decode(self, data: Any, what: str) -> Any:
+        return None if data is None else self.inner.decode(data, what)
+
+
+class _Text(Codec):
+    def decode(self, data: Any, what: str) -> Any:
+        if not isinstance(data, str) or len(data) > _MAX_TEXT:
+            raise TypeError(f"{what}: expected a string")
+        return data
+
+
+class _Listing(Codec):
+    """A result: a dataclass (or a list of them) rebuilt by ``build`` on the client side."""
+
+    def __init__(self, build: Callable[[Any], Any], many: bool) -> None:
+        self.build = build
+        self.many = many
+
+    def encode(self, value: Any) -> Any:
+        return [asdict(v) for v in value] if self.many else asdict(value)
+
+    def decode(self, data: Any, what: str) -> Any:
+        return [self.build(d) for d in data] if self.many else self.build(data)
+
+
+class _Stats(Codec):
+    """total_stats: ((conns, inpkts, outpkts, inbytes, outbytes), (cps, inpps, ...))."""
+
+    def encode(self, value: Any) -> Any:
+        stats, rates = value
+        return [list(stats), list(rates)]
+
+    def decode(self, data: Any, what: str) -> Any:
+        stats, rates = data
+        return tuple(stats), tuple(rates)
+
+
+NOTHING = Codec()
+SERVICE = _Spec(ServiceSpec)
+DEST = _Spec(DestSpec)
+TIMEOUTS = _Spec(Timeouts)
+DAEMON = _Spec(DaemonSpec)
+TEXT = _Text()
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One control operation.
+
+    ``params``: (name, codec) of each argument in order (an ``_Optional`` one may be left out).
+    ``replicated``: every data-plane engine applies it (each worker process has its own engine).
+    ``rules``: it changes services or real servers, so the backend's packet rules follow.
+    """
+
+    name: str
+    params: tuple[tuple[str, Codec], ...] = ()
+    result: Codec = NOTHING
+    replicated: bool = False
+    rules: bool = False
+
+    def encode_args(self, args: Sequence[Any]) -> dict[str, Any]:
+        if len(args) > len(self.params):
+            raise TypeError(f"{self.name}() takes {len(self.params)} arguments")
+        return {self.params[i][0]: self.params[i][1].encode(v) for i, v in enumerate(args)}
+
+    def decode_args(self, data: dict[str, Any]) -> list[Any]:
+        unknown = sorted(str(k) for k in data if k not in dict(self.params))
+        if unknown:
+            raise TypeError(f"{self.name}: unknown arguments: {', '.join(unknown)}")
+        values = []
+        for name, codec in self.params:
+            if name not in data and not isinstance(codec, _Optional):
+                raise TypeError(f"{self.name}: missing argument {name!r}")
+            values.append(codec.decode(data.get(name), name))
+        return values
+
+
+def _service_info(data: Any) -> ServiceInfo:
+    return ServiceInfo.from_dict(data)
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("add_service", (("spec", SERVICE),), replicated=True, rules=True),
+    Operation("edit_service", (("spec", SERVICE),), replicated=True, rules=True),
+    Operation("del_service", (("spec", SERVICE),), replicated=True, rules=True),
+    Operation("add_dest", (("svc", SERVICE), ("dest", DEST)), replicated=True, rules=True),
+    Operation("edit_dest", (("svc", SERVICE), ("dest", DEST)), replicated=True, rules=True),
+    Operation("del_dest", (("svc", SERVICE), ("dest", DEST)), replicated=True, rules=True),
+    Operation("flush", replicated=True, rules=True),
+    Operation("zero", (("svc", _Optional(SERVICE)),), replicated=True),
+    Operation("set_timeouts", (("timeouts", TIMEOUTS),), replicated=True),
+    Operation("get_timeouts", result=_Listing(lambda d: Timeouts(**d), many=False)),
+    Operation("services", result=_Listing(_service_info, many=True)),
+    Operation("get_service", (("spec", SERVICE),), _Listing(_service_info, many=False)),
+    Operation("conns", result=_Listing(lambda d: ConnInfo(**d), many=True)),
+    Operation("total_stats", result=_Stats()),
+    Operation("start_daemon", (("spec", DAEMON),)),
+    Operation("stop_daemon", (("state", TEXT),)),
+    Operation("daemons", result=_Listing(lambda d: DaemonInfo(**d), many=True)),
+)
+OPERATION_BY_NAME: dict[str, Operation] = {op.name: op for op in OPERATIONS}

@@ -41,6 +41,7 @@ from pylvs.core.conntrack import (
 )
 from pylvs.core.ipvs import IPVS
 from pylvs.core.packet import Packet, ParseError, parse_icmp_inner, parse_ip
+from pylvs.core.ratelimit import RateLimit
 from pylvs.core.service import (
     AF_INET,
     IPPROTO_TCP,
@@ -140,6 +141,9 @@ class Engine(IPVS):
         self._next_estimate = 0.0
         self._next_housekeeping = 0.0
         self._ip_id = 0
+        # Per-packet log lines go through net_ratelimit's rule: a remote client must not be able
+        # to write the log at the packet rate.
+        self._log_limit = RateLimit()
 
     # -- timers --------------------------------------------------------------------------------
 
@@ -268,7 +272,7 @@ class Engine(IPVS):
         if int(svc.flags) & _SVC_PERSISTENT:
             return self._schedule_persist(svc, p, now)
         if not svc.fwmark and p.dport != svc.port:
-            if not svc.port:
+            if not svc.port and self._log_limit.allow(now):
                 _log.error(
                     "Schedule: port zero only supported in persistent services, "
                     "check your ipvs configuration"
@@ -412,6 +416,8 @@ class Engine(IPVS):
         fwd = cp.flags & 0x7
         # _writable inlined in each branch below (one call less per packet).
         if fwd == _MASQ:
+            if not dest.path_mtu:
+                return self._no_route()
             buf = packet if isinstance(packet, bytearray) else bytearray(packet)
             if not self.kernel_forwards_nat and not _decrement_ttl(buf, p):
                 return self._time_exceeded(packet, p)
@@ -421,13 +427,18 @@ class Engine(IPVS):
         if fwd == _LOCALNODE:
             return ACCEPT
         if fwd == _ROUTE:
-            if p.df and p.total_len > dest.path_mtu:
-                return self._frag_needed(packet, p, dest.path_mtu)
+            if p.total_len > dest.path_mtu:
+                if not dest.path_mtu:
+                    return self._no_route()
+                if p.df:
+                    return self._frag_needed(packet, p, dest.path_mtu)
             buf = packet if isinstance(packet, bytearray) else bytearray(packet)
             if not _decrement_ttl(buf, p):
                 return self._time_exceeded(packet, p)
             return _new_action(Action, (_ROUTE_VERDICT, buf, dest.addr))
         # Tunnel: IPIP, the inner packet's TTL decremented first (decrement_ttl in ip_vs_xmit.c).
+        if not dest.path_mtu:
+            return self._no_route()
         if forward.tun_needs_frag(p, dest.path_mtu):
             return self._frag_needed(packet, p, dest.path_mtu - forward.IPIP_OVERHEAD)
         buf = packet if isinstance(packet, bytearray) else bytearray(packet)
@@ -478,6 +489,26 @@ class Engine(IPVS):
         _nat_out(buf, p, (key >> 16) & 0xFFFFFFFF, key & 0xFFFF)
         return _new_action(Action, (_REWRITE, buf, (key >> 64) & 0xFFFFFFFF))
 
+    def _count(self, dest: Dest, length: int, inbound: bool) -> None:
+        """ip_vs_in_stats / ip_vs_out_stats for one packet (the ICMP path; the TCP/UDP path has
+        these updates inlined)."""
+        svc = dest.svc
+        for stats in (dest.stats, svc.stats if svc is not None else None, self.stats):
+            if stats is None:
+                continue
+            if inbound:
+                stats.inpkts += 1
+                stats.inbytes += length
+            else:
+                stats.outpkts += 1
+                stats.outbytes += length
+
+    def _no_route(self) -> Action:
+        """The real server has no route (the director set its path MTU to 0): IPVS's xmit
+        functions drop such a packet when the route lookup fails (tx_error)."""
+        self.counters["drop_no_route"] += 1
+        return DROP
+
     # -- ICMP errors (ip_vs_in_icmp / ip_vs_out_icmp) --------------------------------------------
 
     def _icmp(self, packet: bytes | bytearray | memoryview, p: Packet, now: float) -> Action:
@@ -497,23 +528,20 @@ class Engine(IPVS):
         cp = self.table.conn_in.get(key)
         if cp is not None:
             dest = cp.dest
-            dest.stats.inpkts += 1
-            dest.stats.inbytes += p.total_len
-            self.stats.inpkts += 1
-            self.stats.inbytes += p.total_len
+            # ip_vs_in_icmp -> ip_vs_in_stats: the real server, its service and the totals.
+            self._count(dest, p.total_len, inbound=True)
             fwd = cp.flags & 0x7
             if fwd == _MASQ:
+                if not dest.path_mtu:
+                    return self._no_route()
                 buf = self._writable(packet)
                 forward.nat_icmp_in(buf, p, inner, dest.addr, cp.dport)
                 return Action(Verdict.REWRITE, buf, dest.addr)
             return self._transmit(cp, packet, p)
         cp = self.table.conn_out.get(key)
         if cp is not None and cp.flags & 0x7 == _MASQ:
-            dest = cp.dest
-            dest.stats.outpkts += 1
-            dest.stats.outbytes += p.total_len
-            self.stats.outpkts += 1
-            self.stats.outbytes += p.total_len
+            # ip_vs_out_icmp -> ip_vs_out_stats
+            self._count(cp.dest, p.total_len, inbound=False)
             _af, _proto, caddr, _cport, vaddr, vport = cp.fields
             buf = self._writable(packet)
             forward.nat_icmp_out(buf, p, inner, vaddr, vport)

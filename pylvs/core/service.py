@@ -183,8 +183,9 @@ class Dest:
     stats: Stats = field(default_factory=Stats)
     stats0: Stats = field(default_factory=Stats)
     est: RateEstimator = field(default_factory=RateEstimator)
-    # Path facts the backend fills in (route source address and MTU towards the dest); the core
-    # uses them for the outer header of tunnel mode and for the PMTU check.
+    # Path facts the director fills in (route source address and MTU towards the dest); the core
+    # uses them for the outer header of tunnel mode and for the PMTU check. An MTU of 0 means
+    # there is no route: packets for the dest are dropped and counted (drop_no_route).
     path_src: int = 0
     path_mtu: int = 1500
     # The service this dest belongs to (set when it is added).

@@ -11,30 +11,33 @@ This is the I/O half of ``ip_vs_sync.c`` (the codec and the decisions are in
   syncid (a backup with syncid 0 accepts every master) and handed to the engine.
 
 :class:`SyncManager` is what pylvsd's control operations call: it checks the interface, records
-the daemon in the engine (``EEXIST`` for a second one of a state), opens the socket, and is then
-driven by the daemon's loop: :meth:`SyncManager.flush` after packets and on timers,
-:meth:`SyncManager.receive` when the backup socket is readable. Only IPv4 groups are supported.
+the daemon in the engine (``EEXIST`` for a second one of a state) and opens the socket. It is a
+component of the daemon's loop (:mod:`pylvs.loop`): it watches the backup's socket, and its
+deadline is when the master's buffer must go out (at once when full messages wait, which the
+loop sees right after a batch of packets). Only IPv4 groups are supported. Interface facts come
+from :mod:`pylvs.io.netcfg`.
 """
 
 from __future__ import annotations
 
 import collections
 import errno
-import fcntl
 import logging
+import selectors
 import socket
 import struct
+from collections.abc import Sequence
+from typing import Any
 
 from pylvs.core.control import DaemonInfo, DaemonSpec, IPVSError
 from pylvs.core.engine import Engine
-from pylvs.core.sync import SyncError, decode_message
+from pylvs.core.sync import SyncConn, SyncError, decode_message
+from pylvs.io import netcfg
 
-__all__ = ["SyncManager", "SyncReceiver", "SyncSender", "interface_mtu"]
+__all__ = ["SyncManager", "SyncReceiver", "SyncSender", "accepted_records"]
 
 log = logging.getLogger("pylvs.sync")
 
-_SIOCGIFADDR = 0x8915
-_SIOCGIFMTU = 0x8921
 # linux/in.h; the socket module does not export IP_MTU_DISCOVER.
 _IP_MTU_DISCOVER = 10
 _IP_PMTUDISC_DONT = 0
@@ -43,23 +46,26 @@ _IP_PMTUDISC_DONT = 0
 _BACKLOG_MAX = 1024
 
 
-def _ifreq(ifname: str, request: int) -> bytes:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        return fcntl.ioctl(s.fileno(), request, struct.pack("16s16x", ifname.encode()[:15]))
+def accepted_records(own_syncid: int, data: bytes) -> tuple[list[SyncConn], str | None]:
+    """What a backup with ``own_syncid`` applies of one datagram (ip_vs_process_message), and
+    why it dropped the rest (None when nothing was wrong).
 
-
-def interface_mtu(ifname: str) -> int:
-    """The interface's MTU; OSError(ENODEV) when there is no such interface."""
-    return int(struct.unpack_from("i", _ifreq(ifname, _SIOCGIFMTU), 16)[0])
-
-
-def _interface_addr(ifname: str) -> str:
-    """The interface's (first) IPv4 address, or 0.0.0.0 when it has none."""
+    A backup with syncid 0 takes every master's messages, otherwise only its own syncid's. A
+    message that fails a check part-way still has its good records before the fault applied, as
+    the kernel applies records one by one.
+    """
     try:
-        data = _ifreq(ifname, _SIOCGIFADDR)
-    except OSError:
-        return "0.0.0.0"
-    return socket.inet_ntoa(data[20:24])
+        msg = decode_message(data)
+    except SyncError as exc:
+        good = list(exc.records) if len(data) > 1 and _accepts(own_syncid, data[1]) else []
+        return good, exc.reason
+    if not _accepts(own_syncid, msg.syncid):
+        return [], None
+    return list(msg.conns), None
+
+
+def _accepts(own: int, theirs: int) -> bool:
+    return own == 0 or own == theirs
 
 
 class SyncSender:
@@ -70,7 +76,7 @@ class SyncSender:
         self.sent = 0
         self.dropped = 0
         self._backlog: collections.deque[bytes] = collections.deque(maxlen=_BACKLOG_MAX)
-        ifindex = socket.if_nametoindex(info.mcast_ifn)
+        ifindex = netcfg.link_info(info.mcast_ifn).index
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
         try:
             # struct ip_mreqn with only the interface index: multicasts leave by this interface.
@@ -79,7 +85,7 @@ class SyncSender:
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, info.mcast_ttl)
             sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DONT)
-            addr = _interface_addr(info.mcast_ifn)
+            addr = netcfg.link_ipv4_address(info.mcast_ifn) or "0.0.0.0"
             if addr == "0.0.0.0":
                 log.error("You probably need to specify IP address on multicast interface.")
             sock.bind((addr, 0))
@@ -122,7 +128,7 @@ class SyncReceiver:
         self.received = 0
         self.dropped = 0
         self.applied = 0
-        ifindex = socket.if_nametoindex(info.mcast_ifn)
+        ifindex = netcfg.link_info(info.mcast_ifn).index
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -141,7 +147,6 @@ class SyncReceiver:
 
     def receive(self, engine: Engine, now: float) -> None:
         """Read every waiting message and apply it (sync_thread_backup)."""
-        syncid = self.info.syncid
         while True:
             try:
                 # A datagram longer than sync_maxlen is cut, and then fails the size check.
@@ -152,22 +157,12 @@ class SyncReceiver:
                 log.error("sync: receiving message error: %s", exc.strerror or exc)
                 return
             self.received += 1
-            try:
-                msg = decode_message(data)
-            except SyncError as exc:
+            records, problem = accepted_records(self.info.syncid, data)
+            if problem is not None:
                 self.dropped += 1
-                log.debug("sync: BACKUP, %s", exc.reason)
-                if exc.records and self._accepts(syncid, data[1]):
-                    self.applied += engine.apply_synced(exc.records, now)
-                continue
-            if not self._accepts(syncid, msg.syncid):
-                continue
-            self.applied += engine.apply_synced(msg.conns, now)
-
-    @staticmethod
-    def _accepts(own: int, theirs: int) -> bool:
-        # A backup with syncid 0 takes every master's messages (ip_vs_process_message).
-        return own == 0 or own == theirs
+                log.debug("sync: BACKUP, %s", problem)
+            if records:
+                self.applied += engine.apply_synced(records, now)
 
     def close(self) -> None:
         # Closing the socket leaves the group.
@@ -177,10 +172,13 @@ class SyncReceiver:
 class SyncManager:
     """The sync daemons of one pylvsd: configuration in the engine, sockets here."""
 
-    def __init__(self, engine: Engine | None) -> None:
+    name = "sync"
+
+    def __init__(self, engine: Engine | None, refusal: str = "") -> None:
         # None when the packets are handled by several worker processes, each with its own
-        # connection table: there is no single table to send or to fill.
+        # connection table: there is no single table to send or to fill; ``refusal`` says so.
         self.engine = engine
+        self.refusal = refusal
         self.sender: SyncSender | None = None
         self.receiver: SyncReceiver | None = None
 
@@ -188,12 +186,12 @@ class SyncManager:
         op = "start_daemon"
         engine = self.engine
         if engine is None:
-            raise IPVSError(errno.EINVAL, op, "synchronisation needs one data plane (--workers 1)")
+            raise IPVSError(errno.EINVAL, op, self.refusal, limit=True)
         if ":" in spec.mcast_group:
             raise IPVSError(errno.EAFNOSUPPORT, op, "IPv6 sync groups are not supported")
         try:
-            mtu = interface_mtu(spec.mcast_ifn)
-        except OSError:
+            mtu = netcfg.link_info(spec.mcast_ifn).mtu
+        except (netcfg.NetcfgError, OSError):
             # start_sync_thread: "Unknown mcast interface"
             log.error("Unknown mcast interface: %s", spec.mcast_ifn)
             raise IPVSError(errno.ENODEV, op, f"unknown interface {spec.mcast_ifn!r}") from None
@@ -204,9 +202,10 @@ class SyncManager:
                 self.sender = SyncSender(info)
             else:
                 self.receiver = SyncReceiver(info)
-        except OSError as exc:
+        except (OSError, netcfg.NetcfgError) as exc:
             engine.stop_daemon(spec.state)
-            raise IPVSError(exc.errno or errno.EIO, op, str(exc.strerror or exc)) from None
+            err = getattr(exc, "errno", None) or errno.EIO
+            raise IPVSError(err, op, str(getattr(exc, "strerror", None) or exc)) from None
         log.info(
             "sync thread started: state = %s, mcast_ifn = %s, syncid = %d, maxlen = %d, "
             "group = %s, port = %d, ttl = %d",
@@ -234,17 +233,26 @@ class SyncManager:
     def daemons(self) -> list[DaemonInfo]:
         return self.engine.daemons() if self.engine is not None else []
 
-    def receiver_fileno(self) -> int | None:
-        return self.receiver.fileno() if self.receiver is not None else None
+    # -- Component ----------------------------------------------------------------------------
 
-    def receive(self, now: float) -> None:
+    def watch(self) -> Sequence[tuple[int, int]]:
+        if self.receiver is None:
+            return ()
+        return ((self.receiver.fileno(), selectors.EVENT_READ),)
+
+    def deadline(self) -> float | None:
+        """When the master's buffer must go out next (0: full messages wait)."""
+        master = self.engine.sync_master if self.engine is not None else None
+        if master is None or self.sender is None:
+            return None
+        return master.next_deadline()
+
+    def ready(self, fd: int, events: int, now: float) -> None:
         if self.receiver is not None and self.engine is not None:
             self.receiver.receive(self.engine, now)
 
-    def next_deadline(self) -> float | None:
-        """When :meth:`flush` must run next (a message waiting for its 2 s)."""
-        master = self.engine.sync_master if self.engine is not None else None
-        return master.next_deadline() if master is not None else None
+    def due(self, now: float) -> None:
+        self.flush(now)
 
     def flush(self, now: float) -> None:
         """Send the master's full messages, and the current one once it is 2 s old."""
@@ -253,6 +261,15 @@ class SyncManager:
             return
         # Called with nothing new too: a backlog left by a full socket buffer goes out then.
         self.sender.send(master.datagrams_to_send(now))
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.sender is not None:
+            out["master"] = {"sent": self.sender.sent, "dropped": self.sender.dropped}
+        if self.receiver is not None:
+            r = self.receiver
+            out["backup"] = {"received": r.received, "dropped": r.dropped, "applied": r.applied}
+        return out
 
     def close(self) -> None:
         for state in ("master", "backup"):

@@ -20,10 +20,9 @@ What the kernel must not do, and how it is kept from doing it:
   everything but IPv4 to a VIP or from a NAT real server out of Python.
 
 Next hops: ``action.next_hop`` (real server, client, or tunnel endpoint) is looked up in the
-kernel's routing table and neighbour table (pyroute2), and the result cached for
-:data:`HOP_TTL` seconds. A missing neighbour is resolved by the kernel (one UDP datagram to the
-discard port, :func:`netcfg.neigh_probe`) and the packet is dropped; the sender retransmits.
-NAT replies thus go to the client's next hop as the kernel would route them.
+kernel's routing table and neighbour table (:class:`pylvs.io.nexthop.NextHops`, cached; the
+transmit ring of an interface is opened the first time a hop leaves by it). NAT replies thus go
+to the client's next hop as the kernel would route them.
 
 ARP: pylvs does not answer ARP. The VIP is on the director's ``lo`` (the kernel answers for it, as
 on an IPVS director) or routed to the director by the clients' router.
@@ -34,55 +33,38 @@ have their TCP/UDP checksum completed in software before the engine sees them (c
 ``csum_completed``); GRO-merged frames larger than the path MTU are handled as any big packet
 (DF set: "fragmentation needed"). The lab turns offloads off (``ethtool -K``).
 
-Fwmark services are not served by this backend: the mark is set by netfilter, after the tap.
+Fwmark services are refused by this backend (``limit`` errors naming it): the mark is set by
+netfilter, after the tap, so the engine would never see it.
 
-Workers: with ``workers > 1`` the backend forks that many processes. Each opens its own rings,
+Workers: with ``workers > 1`` the daemon gives the backend a
+:class:`pylvs.io.workers.EngineGroup`, which forks that many processes. Each opens its own rings,
 joined per interface to a ``PACKET_FANOUT_CBPF`` group whose program hashes the *client's*
-address and port (:func:`rings.client_hash_program`): both directions of a connection, including
-NAT replies that carry the real server's address, land on the same worker. Every worker owns an
-Engine holding the connections of its share of the clients; the control plane
-(:class:`EngineGroup`) applies each control operation to a local Engine first (validation, same
-errno as a single engine) and then to every worker, and merges listings: counters, rates and
-connection counts are summed, connection lists concatenated. A scheduler runs per worker, so rr
-or wrr go round per worker and the overall order interleaves. Persistence templates are per
-worker too, and a client's connections from different ports can hash to different workers, so
-persistence holds within a worker only: serve persistent services with one worker.
+address (:func:`rings.client_hash_program`): both directions of a connection, including NAT
+replies that carry the real server's address, land on the same worker. While a persistent service
+exists the hash covers only the client address masked by the widest persistence netmask and no
+port, so every connection a persistence template must see reaches the worker that holds it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import dataclasses
 import errno
 import logging
 import os
 import selectors
-import signal
-import socket
-import subprocess
 import time
-from collections import Counter
 from collections.abc import Sequence
-from multiprocessing import Pipe
-from multiprocessing.connection import Connection
 from typing import Any
 
 from pylvs.core.checksum import L4_CHECK_OFFSET, l4_checksum
-from pylvs.core.control import (
-    ConnInfo,
-    DestInfo,
-    DestSpec,
-    IPVSError,
-    ServiceInfo,
-    ServiceSpec,
-    Timeouts,
-    addr_from_text,
-)
+from pylvs.core.control import IPVSError, ServiceInfo, ServiceSpec, addr_from_text
 from pylvs.core.engine import Engine
 from pylvs.core.packet import ParseError, parse_ip
-from pylvs.core.service import AF_INET, FwdMethod
-from pylvs.io import netcfg
+from pylvs.core.ratelimit import RateLimit
+from pylvs.core.service import AF_INET, FwdMethod, ServiceFlags
+from pylvs.io import iptables, netcfg
+from pylvs.io.backend import BackendError, BackendStatus
+from pylvs.io.nexthop import NextHops
 from pylvs.io.rings import (
     PACKET_FANOUT_CBPF,
     TP_STATUS_CSUMNOTREADY,
@@ -95,42 +77,28 @@ from pylvs.io.rings import (
     join_fanout,
     set_fanout_program,
 )
+from pylvs.io.workers import EngineGroup
 
 __all__ = [
     "CHAIN",
-    "HOP_TTL",
     "AfpacketBackend",
-    "AfpacketError",
     "DataPlane",
-    "EngineGroup",
     "build_ruleset",
+    "filter_addrs",
+    "persistence_prefix",
     "remove_rules",
 ]
 
 log = logging.getLogger("pylvs.afpacket")
 
 CHAIN = "PYLVS-AF"
-HOP_TTL = 5.0
 _PROTO_NAMES = {6: "tcp", 17: "udp", 132: "sctp"}
 _ICMP_ERRORS = ("destination-unreachable", "source-quench", "time-exceeded")
-_NUD_STALE = 0x04
-_PR_SET_PDEATHSIG = 1
 _SEND = 2  # verdicts REWRITE, ROUTE, TUNNEL, LOCAL (>= 2) all send action.packet to next_hop
-
-
-class AfpacketError(Exception):
-    """The backend cannot start (no interface, no AF_PACKET rings, no iptables)."""
+_BATCH = 4096
 
 
 # -- the kernel's copy: raw-table DROP rules ------------------------------------------------------
-
-
-def _iptables(*args: str, stdin: str | None = None, check: bool = True) -> bool:
-    cmd = ["iptables-restore", "-w", *args] if stdin is not None else ["iptables", "-w", *args]
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        raise AfpacketError(f"{' '.join(cmd)}: {proc.stderr.strip() or proc.returncode}")
-    return proc.returncode == 0
 
 
 def build_ruleset(services: Sequence[ServiceInfo]) -> str:
@@ -163,132 +131,56 @@ def build_ruleset(services: Sequence[ServiceInfo]) -> str:
 
 
 def _install_jumps(ifaces: Sequence[str]) -> None:
-    _iptables("--noflush", stdin=build_ruleset([]))
+    iptables.restore(build_ruleset([]))
     for name in ifaces:
-        jump = ["-i", name, "-j", CHAIN]
-        if not _iptables("-t", "raw", "-C", "PREROUTING", *jump, check=False):
-            _iptables("-t", "raw", "-I", "PREROUTING", "1", *jump)
+        iptables.ensure_jump("raw", ["-i", name], CHAIN, first=True)
 
 
 def remove_rules() -> bool:
     """Remove ``PYLVS-AF`` and the jumps to it (also a killed daemon's); True if any existed."""
-    listing = subprocess.run(
-        ["iptables", "-w", "-t", "raw", "-S", "PREROUTING"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.splitlines()
-    removed = False
-    for line in listing:
-        words = line.split()
-        if words[:2] == ["-A", "PREROUTING"] and words[-2:] == ["-j", CHAIN]:
-            _iptables("-t", "raw", "-D", *words[1:], check=False)
-            removed = True
-    if _iptables("-t", "raw", "-F", CHAIN, check=False):
-        removed = True
-        _iptables("-t", "raw", "-X", CHAIN, check=False)
-    return removed
+    return iptables.remove_chains("raw", (CHAIN,))
 
 
-def _filter_addrs(services: Sequence[ServiceInfo]) -> tuple[list[int], list[int]] | None:
+def filter_addrs(services: Sequence[ServiceInfo]) -> tuple[list[int], list[int]] | None:
     """(VIPs, NAT real servers) as ints for the socket filter; None: no address filter possible
-    (a fwmark service), take all IPv4 for this host."""
+    (too many addresses), take all IPv4 for this host."""
     vips: list[int] = []
     rips: list[int] = []
     for svc in services:
-        if svc.af != AF_INET:
+        if svc.af != AF_INET or svc.fwmark:
             continue
-        if svc.fwmark:
-            return None
         vip = addr_from_text(svc.addr)[1]
         if vip not in vips:
             vips.append(vip)
         for dest in svc.dests:
+            if dest.fwd != FwdMethod.MASQ or dest.af != AF_INET:
+                continue
             rip = addr_from_text(dest.addr)[1]
-            if dest.fwd == FwdMethod.MASQ and dest.af == AF_INET and rip not in rips:
+            if rip not in rips:
                 rips.append(rip)
     if len(vips) + len(rips) > 250:
         return None  # BPF jumps are 8 bits; beyond that the engine sorts the traffic out
     return vips, rips
 
 
-# -- next hops -------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class _Hop:
-    tx: TxRing | None  # None: unresolved, drop
-    header: bytes  # dst MAC + src MAC + EtherType
-    expires: float
-    probed: float = 0.0
-
-
-def _ip_text(addr: int) -> str:
-    return socket.inet_ntoa(addr.to_bytes(4, "big"))
-
-
-class _NextHops:
-    """IPv4 next hop -> (transmit ring of the outgoing interface, Ethernet header), cached."""
-
-    def __init__(self) -> None:
-        self.hops: dict[int, _Hop] = {}
-        self.rings: dict[int, TxRing] = {}
-        self.unresolved = 0
-        self.errors = 0
-
-    def ring(self, ifindex: int, name: str, mtu: int) -> TxRing:
-        tx = self.rings.get(ifindex)
-        if tx is None:
-            size = 2048
-            while size < mtu + 14 + 4 + 32:
-                size *= 2
-            tx = TxRing(name, frame_size=size, frame_nr=max(256, (2 << 20) // size))
-            self.rings[ifindex] = tx
-        return tx
-
-    def resolve(self, addr: int, now: float) -> _Hop:
-        old = self.hops.get(addr)
-        probed = old.probed if old is not None else 0.0
-        text = _ip_text(addr)
-        try:
-            route = netcfg.route_get(text)
-            if route.local or not route.oif:
-                raise netcfg.NetcfgError(f"{text} is a local address")
-            link = netcfg.link_info(route.oif)
-            mac, state = netcfg.neigh_lookup(route.oif, route.next_hop)
-            tx = self.ring(route.oif, link.name, link.mtu)
-        except Exception as exc:
-            # NetcfgError, OSError, or a netlink error of pyroute2 (not an OSError) when an
-            # interface goes away mid-query: the packet loop calls this and must go on.
-            self.errors += 1
-            log.warning("no way to send to %s: %s", text, exc)
-            hop = _Hop(None, b"", now + 1.0, probed)
-            self.hops[addr] = hop
-            return hop
-        if (mac is None or state & _NUD_STALE) and now - probed > 1.0:
-            # No entry, or one the kernel no longer vouches for: have the kernel (re)resolve it.
-            probed = now
-            netcfg.neigh_probe(route.next_hop)
-        if mac is None:
-            hop = _Hop(None, b"", now + 0.05, probed)
-        else:
-            hop = _Hop(tx, mac + link.mac + b"\x08\x00", now + HOP_TTL, probed)
-        self.hops[addr] = hop
-        return hop
-
-    def flush(self) -> None:
-        for tx in self.rings.values():
-            if tx.pending:
-                tx.flush()
-
-    def close(self) -> None:
-        for tx in self.rings.values():
-            tx.close()
-        self.rings.clear()
-        self.hops.clear()
+def persistence_prefix(services: Sequence[ServiceInfo]) -> int | None:
+    """The widest persistence netmask (shortest prefix) of the IPv4 persistent services, or None
+    when there is none: the fanout hash then keeps a masked client network on one worker."""
+    prefixes = [
+        s.netmask for s in services if s.af == AF_INET and s.flags & ServiceFlags.PERSISTENT
+    ]
+    return min(prefixes) if prefixes else None
 
 
 # -- one process's data plane ------------------------------------------------------------------
+
+
+def _transmit_ring(link: netcfg.LinkInfo) -> TxRing:
+    """The transmit ring of an output interface, its slots big enough for the MTU."""
+    size = 2048
+    while size < link.mtu + 14 + 4 + 32:
+        size *= 2
+    return TxRing(link.name, frame_size=size, frame_nr=max(256, (2 << 20) // size))
 
 
 class DataPlane:
@@ -299,10 +191,10 @@ class DataPlane:
         self.ifaces = tuple(ifaces)
         self.fanout = fanout  # fanout group base (0: no fanout)
         self.rx: list[RxRing] = []
-        self.hops = _NextHops()
+        self.hops = NextHops(attach=_transmit_ring)
         self.handled = 0
         self.failures = 0
-        self.failure_logged = 0.0  # when a failure was last logged (one a second at most)
+        self._failure_log = RateLimit()
         self.csum_completed = 0
         self.rx_drops = 0
         # Readable while a ring has a block ready that the last process() call left for later:
@@ -323,9 +215,9 @@ class DataPlane:
                     index = netcfg.link_info(name).index
                     join_fanout(ring.sock, self.fanout + index, PACKET_FANOUT_CBPF)
                     set_fanout_program(ring.sock, client_hash_program([]))
-        except OSError as exc:
+        except (OSError, netcfg.NetcfgError) as exc:
             self.close()
-            raise AfpacketError(f"cannot open AF_PACKET rings: {exc}") from None
+            raise BackendError(f"cannot open AF_PACKET rings: {exc}") from None
 
     def filenos(self) -> list[int]:
         """Descriptors to wait on (readable: call :meth:`process`)."""
@@ -333,24 +225,28 @@ class DataPlane:
 
     def set_services(self, services: Sequence[ServiceInfo]) -> None:
         """Narrow the socket filters (and fanout programs) to the configured services."""
-        addrs = _filter_addrs(services)
-        vips = [addr_from_text(s.addr)[1] for s in services if s.af == AF_INET and not s.fwmark]
+        addrs = filter_addrs(services)
         if addrs is None:
-            log.warning("fwmark service or many addresses: tapping all IPv4 traffic to this host")
+            log.warning("more than 250 addresses: tapping all IPv4 traffic to this host")
             program = host_filter(None)
         else:
             program = host_filter(*addrs)
         for ring in self.rx:
             attach_filter(ring.sock, program)
         if self.fanout:
+            vips = [addr_from_text(s.addr)[1] for s in services if s.af == AF_INET and not s.fwmark]
+            fanout = client_hash_program(vips, persistence_prefix(services))
             for ring in self.rx:
-                set_fanout_program(ring.sock, client_hash_program(vips))
+                set_fanout_program(ring.sock, fanout)
 
     def prepare(self, addr: int) -> None:
         """Resolve a real server's next hop before its first packet."""
-        self.hops.resolve(addr, time.monotonic())
+        self.hops.prepare(addr)
 
-    def process(self, budget: int = 4096) -> int:
+    def forget_hops(self) -> None:
+        self.hops.forget()
+
+    def process(self, budget: int = _BATCH) -> int:
         """Handle ready blocks of every ring until ``budget`` frames are done; returns the count."""
         done = 0
         for ring in self.rx:
@@ -385,6 +281,7 @@ class DataPlane:
         handle = self.engine.handle
         hops = self.hops.hops
         resolve = self.hops.resolve
+        dropped = self.hops.dropped
         done = 0
         while done < budget:
             block = ring.ready()
@@ -405,9 +302,9 @@ class DataPlane:
                             hop = hops.get(next_hop)
                             if hop is None or hop.expires < now:
                                 hop = resolve(next_hop, now)
-                            tx = hop.tx
+                            tx = hop.out
                             if tx is None:
-                                self.hops.unresolved += 1
+                                dropped(hop)
                             else:
                                 tx.put(hop.header, out)
                     except Exception:
@@ -419,16 +316,20 @@ class DataPlane:
                 # fills again (the ring freezes on it), and re-reading it sends its frames twice.
                 ring.release(block)
             done += num
-            self.hops.flush()
+            self._flush()
         self.handled += done
         return done
 
+    def _flush(self) -> None:
+        for tx in self.hops.outs.values():
+            if tx.pending:
+                tx.flush()
+
     def _failed(self, now: float) -> None:
-        """Count a packet the engine or the send path failed on; log it, once a second at most
-        (a bug hit by every packet would otherwise write the log at the packet rate)."""
+        """Count a packet the engine or the send path failed on; log it at a limited rate (a
+        bug hit by every packet would otherwise write the log at the packet rate)."""
         self.failures += 1
-        if now - self.failure_logged >= 1.0:
-            self.failure_logged = now
+        if self._failure_log.allow(now):
             log.exception("packet handling failed (%d failures so far); dropped", self.failures)
 
     def _complete_checksum(self, packet: memoryview) -> None:
@@ -448,227 +349,38 @@ class DataPlane:
     def stats(self) -> dict[str, int]:
         for ring in self.rx:
             self.rx_drops += ring.statistics()[1]
+        rings: list[TxRing] = list(self.hops.outs.values())
         return {
-            "rx_ring_full": self.rx_drops,
-            "rx_blocks_skipped": sum(ring.skipped for ring in self.rx),
             "handled": self.handled,
             "failures": self.failures,
-            "csum_completed": self.csum_completed,
-            "sent_frames": sum(tx.sent for tx in self.hops.rings.values()),
-            "tx_ring_full": sum(tx.dropped for tx in self.hops.rings.values()),
-            "tx_device_drops": sum(tx.device_drops for tx in self.hops.rings.values()),
-            "tx_errors": sum(tx.errors for tx in self.hops.rings.values()),
-            "tx_pending": sum(tx.pending for tx in self.hops.rings.values()),
+            "sent": sum(tx.sent for tx in rings),
             "dropped_unresolved": self.hops.unresolved,
+            "dropped_no_route": self.hops.no_route,
+            "send_errors": sum(tx.errors for tx in rings),
+            "rx_ring_full": self.rx_drops,
+            "rx_blocks_skipped": sum(ring.skipped for ring in self.rx),
+            "csum_completed": self.csum_completed,
+            "tx_ring_full": sum(tx.dropped for tx in rings),
+            "tx_device_drops": sum(tx.device_drops for tx in rings),
+            "tx_pending": sum(tx.pending for tx in rings),
         }
 
     def close(self) -> None:
         for ring in self.rx:
             ring.close()
         self.rx.clear()
-        self.hops.close()
+        for tx in self.hops.outs.values():
+            tx.close()
+        self.hops.clear()
         if self.wake_fd >= 0:
             os.close(self.wake_fd)
             self.wake_fd = -1
 
 
-# -- workers ---------------------------------------------------------------------------------
-
-# Control operations that change the configuration: applied to the local engine, then every worker.
-_MUTATING = frozenset(
-    {
-        "add_service",
-        "edit_service",
-        "del_service",
-        "add_dest",
-        "edit_dest",
-        "del_dest",
-        "flush",
-        "zero",
-        "set_timeouts",
-        "set_path",
-    }
-)
-
-
-def _worker_apply(engine: Engine, plane: DataPlane, op: str, args: tuple[Any, ...]) -> Any:
-    if op == "stats":
-        return plane.stats(), Counter(engine.counters)
-    result = getattr(engine, op)(*args)
-    if op in _MUTATING and op not in ("zero", "set_timeouts", "set_path"):
-        plane.set_services(engine.services())
-        if op in ("add_dest", "edit_dest"):
-            dest = args[1]
-            if dest.af == AF_INET and dest.fwd == FwdMethod.ROUTE:
-                plane.prepare(addr_from_text(dest.addr)[1])
-    return result
-
-
-def _worker_main(conn: Connection, ifaces: Sequence[str], fanout: int) -> None:
-    """A worker process: its own engine and rings; control operations arrive on ``conn``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)  # die with the daemon
-    engine = Engine(kernel_forwards_nat=False, check_ip_checksum=True)
-    plane = DataPlane(engine, ifaces, fanout)
-    try:
-        plane.open()
-    except AfpacketError as exc:
-        conn.send((False, str(exc)))
-        return
-    conn.send((True, None))
-    sel = selectors.DefaultSelector()
-    for fd in plane.filenos():
-        sel.register(fd, selectors.EVENT_READ, "rx")
-    sel.register(conn.fileno(), selectors.EVENT_READ, "ctl")
-    next_tick = 0.0
-    try:
-        while True:
-            now = time.monotonic()
-            if now >= next_tick:
-                engine.tick(now)
-                next_tick = now + 1.0
-            for key, _ in sel.select(max(0.0, next_tick - now)):
-                if key.data == "rx":
-                    plane.process()
-                    continue
-                try:
-                    op, args = conn.recv()
-                except EOFError:
-                    return
-                try:
-                    conn.send((True, _worker_apply(engine, plane, op, args)))
-                except IPVSError as exc:
-                    conn.send((False, f"{exc.errno}:{exc}"))
-    finally:
-        plane.close()
-
-
-def _merge_services(lists: Sequence[Sequence[ServiceInfo]]) -> list[ServiceInfo]:
-    """Sum the counters of the same services (and real servers) seen by every worker."""
-
-    def add(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, int, int, int, int]:
-        s = tuple(x + y for x, y in zip(a, b, strict=True))
-        return (s[0], s[1], s[2], s[3], s[4])
-
-    merged = [dataclasses.replace(s, dests=list(s.dests)) for s in lists[0]]
-    for other in lists[1:]:
-        for i, svc in enumerate(other):
-            m = merged[i]
-            m.stats = add(m.stats, svc.stats)
-            m.rates = add(m.rates, svc.rates)
-            dests: list[DestInfo] = []
-            for md, d in zip(m.dests, svc.dests, strict=True):
-                dests.append(
-                    dataclasses.replace(
-                        md,
-                        activeconns=md.activeconns + d.activeconns,
-                        inactconns=md.inactconns + d.inactconns,
-                        persistconns=md.persistconns + d.persistconns,
-                        stats=add(md.stats, d.stats),
-                        rates=add(md.rates, d.rates),
-                    )
-                )
-            m.dests = dests
-    return merged
-
-
-class EngineGroup:
-    """The control plane's view of several worker engines, with the engine's control methods."""
-
-    def __init__(self) -> None:
-        self.local = Engine(kernel_forwards_nat=False, check_ip_checksum=True)
-        self.conns_to_workers: list[Connection] = []
-
-    def _call(self, op: str, *args: Any) -> list[Any]:
-        results = []
-        for conn in self.conns_to_workers:
-            conn.send((op, args))
-        for conn in self.conns_to_workers:
-            try:
-                ok, value = conn.recv()
-            except EOFError:
-                raise IPVSError(errno.EIO, op, "a data-plane worker has exited") from None
-            if not ok:
-                raise IPVSError(errno.EIO, op, f"worker refused {op}: {value}")
-            results.append(value)
-        return results
-
-    def _mutate(self, op: str, *args: Any) -> None:
-        getattr(self.local, op)(*args)  # raises IPVSError with IPVS's errno, before any worker
-        self._call(op, *args)
-
-    def add_service(self, spec: ServiceSpec) -> None:
-        self._mutate("add_service", spec)
-
-    def edit_service(self, spec: ServiceSpec) -> None:
-        self._mutate("edit_service", spec)
-
-    def del_service(self, spec: ServiceSpec) -> None:
-        self._mutate("del_service", spec)
-
-    def add_dest(self, svc: ServiceSpec, dest: DestSpec) -> None:
-        self._mutate("add_dest", svc, dest)
-
-    def edit_dest(self, svc: ServiceSpec, dest: DestSpec) -> None:
-        self._mutate("edit_dest", svc, dest)
-
-    def del_dest(self, svc: ServiceSpec, dest: DestSpec) -> None:
-        self._mutate("del_dest", svc, dest)
-
-    def flush(self) -> None:
-        self._mutate("flush")
-
-    def zero(self, svc: ServiceSpec | None = None) -> None:
-        self._mutate("zero", svc)
-
-    def set_timeouts(self, timeouts: Timeouts) -> None:
-        self._mutate("set_timeouts", timeouts)
-
-    def set_path(self, af: int, daddr: int, src: int, mtu: int) -> None:
-        self._mutate("set_path", af, daddr, src, mtu)
-
-    def get_timeouts(self) -> Timeouts:
-        return self.local.get_timeouts()
-
-    def services(self) -> list[ServiceInfo]:
-        if not self.conns_to_workers:
-            return self.local.services()
-        return _merge_services(self._call("services"))
-
-    def get_service(self, spec: ServiceSpec) -> ServiceInfo:
-        self.local.get_service(spec)  # the errno for an unknown service
-        return _merge_services([[info] for info in self._call("get_service", spec)])[0]
-
-    def conns(self) -> list[ConnInfo]:
-        return [c for part in self._call("conns") for c in part]
-
-    def total_stats(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        parts = self._call("total_stats")
-        stats = tuple(sum(col) for col in zip(*(p[0] for p in parts), strict=True))
-        rates = tuple(sum(col) for col in zip(*(p[1] for p in parts), strict=True))
-        return stats, rates
-
-    def tick(self, now: float) -> None:
-        self.local.tick(now)  # workers run their own timers
-
-    @property
-    def counters(self) -> Counter[str]:
-        total: Counter[str] = Counter()
-        for _stats, counters in self._call("stats"):
-            total.update(counters)
-        return total
-
-    def worker_stats(self) -> dict[str, int]:
-        total: Counter[str] = Counter()
-        for stats, _counters in self._call("stats"):
-            total.update(stats)
-        return dict(total)
-
-
 # -- the daemon's backend ----------------------------------------------------------------------
+
+# BackendStatus fields; the rest of DataPlane.stats() goes to its details.
+_COMMON = ("handled", "failures", "sent", "dropped_unresolved", "dropped_no_route", "send_errors")
 
 
 def default_ifaces() -> list[str]:
@@ -677,110 +389,126 @@ def default_ifaces() -> list[str]:
 
 
 class AfpacketBackend:
-    """What pylvsd drives: the DROP rules, and either one in-process data plane or N workers."""
+    """What pylvsd drives: the DROP rules, and either one in-process data plane or the workers of
+    an :class:`EngineGroup`."""
 
     name = "afpacket"
     kernel_forwards = False  # pylvs sends everything itself: no ip_forward / accept_local
 
-    def __init__(self, engine: Engine, ifaces: Sequence[str] = (), workers: int = 1) -> None:
-        self.workers = max(1, workers)
-        self.group: EngineGroup | None = EngineGroup() if self.workers > 1 else None
-        self.engine: Engine | EngineGroup = self.group if self.group is not None else engine
+    def __init__(self, engine: Engine | EngineGroup, ifaces: Sequence[str] = ()) -> None:
+        self.engine = engine
         self.ifaces = tuple(ifaces)
         self.plane: DataPlane | None = None
-        self.pids: list[int] = []
         self._rules_installed = False
 
-    def open(self, close_in_workers: Sequence[int] = ()) -> None:
-        """Install the (empty) DROP chain, then open the rings here or start the workers.
+    @property
+    def workers(self) -> int:
+        return self.engine.workers if isinstance(self.engine, EngineGroup) else 1
 
-        ``close_in_workers``: descriptors of the parent (control socket...) a worker must not keep.
-        """
+    def open(self, close_in_children: Sequence[int] = ()) -> None:
+        """Install the (empty) DROP chain, then open the rings here or start the workers."""
         ifaces = self.ifaces or tuple(default_ifaces())
         if not ifaces:
             log.warning("afpacket: no interface to tap besides lo; no traffic will be served")
         for name in ifaces:
             if not netcfg.link_exists(name):
-                raise AfpacketError(f"unknown interface {name!r}")
+                raise BackendError(f"unknown interface {name!r}")
         self.ifaces = ifaces
         try:
             _install_jumps(ifaces)
-        except AfpacketError:
+        except iptables.IptablesError as exc:
             remove_rules()
-            raise
+            raise BackendError(str(exc)) from None
         self._rules_installed = True
-        if self.group is None:
-            assert isinstance(self.engine, Engine)
-            self.plane = DataPlane(self.engine, ifaces)
+        engine = self.engine
+        if isinstance(engine, Engine):
+            self.plane = DataPlane(engine, ifaces)
             self.plane.open()
             return
         fanout = ((os.getpid() & 0xFFF) << 4) or 16
-        for _ in range(self.workers):
-            parent, child = Pipe()
-            pid = os.fork()
-            if pid == 0:
-                code = 0
-                try:
-                    parent.close()
-                    for fd in close_in_workers:
-                        with contextlib.suppress(OSError):
-                            os.close(fd)
-                    _worker_main(child, ifaces, fanout)
-                except BaseException:
-                    log.exception("worker failed")
-                    code = 1
-                finally:
-                    os._exit(code)
-            child.close()
-            self.pids.append(pid)
-            ok, message = parent.recv()
-            if not ok:
-                raise AfpacketError(str(message))
-            self.group.conns_to_workers.append(parent)
-        log.info("afpacket: %d workers (pids %s) on %s", self.workers, self.pids, ", ".join(ifaces))
+        try:
+            engine.start(lambda e: DataPlane(e, ifaces, fanout), close_in_children)
+        except OSError as exc:
+            raise BackendError(str(exc.strerror or exc)) from None
+        log.info(
+            "afpacket: %d workers (pids %s) on %s", engine.workers, engine.pids, ", ".join(ifaces)
+        )
 
-    def filenos(self) -> list[int]:
-        return self.plane.filenos() if self.plane is not None else []
+    def check_service(self, spec: ServiceSpec, op: str) -> None:
+        if spec.fwmark:
+            raise IPVSError(
+                errno.EOPNOTSUPP,
+                op,
+                "the afpacket backend cannot serve fwmark services (the mark is set after the "
+                "tap): run pylvsd --backend nfqueue",
+                limit=True,
+            )
 
-    def set_services(self, services: list[ServiceInfo]) -> None:
-        _iptables("--noflush", stdin=build_ruleset(services))
+    def set_services(self, services: Sequence[ServiceInfo]) -> None:
+        try:
+            iptables.restore(build_ruleset(services))
+        except iptables.IptablesError as exc:
+            raise BackendError(str(exc)) from None
         if self.plane is not None:
             self.plane.set_services(services)
-        # Workers narrow their own filters when they apply the operation (_worker_apply).
+        # Workers narrow their own filters when they apply the operation (pylvs.io.workers).
 
     def prepare_dest(self, addr: int) -> None:
         if self.plane is not None:
             self.plane.prepare(addr)
 
-    def process(self, budget: int = 4096) -> int:
-        return self.plane.process(budget) if self.plane is not None else 0
+    def forget_hops(self) -> None:
+        if self.plane is not None:
+            self.plane.forget_hops()
+        elif isinstance(self.engine, EngineGroup) and self.engine.conns_to_workers:
+            self.engine.forget_hops()
 
-    def status(self) -> dict[str, Any]:
+    # -- Component -----------------------------------------------------------------------------
+
+    def watch(self) -> Sequence[tuple[int, int]]:
+        if self.plane is None:
+            return ()
+        return [(fd, selectors.EVENT_READ) for fd in self.plane.filenos()]
+
+    def deadline(self) -> float | None:
+        return None
+
+    def ready(self, fd: int, events: int, now: float) -> None:
+        if self.plane is not None:
+            self.plane.process()
+
+    def due(self, now: float) -> None:
+        return None
+
+    def backend_status(self) -> BackendStatus:
+        stats: dict[str, int] = {}
         if self.plane is not None:
             stats = self.plane.stats()
-        elif self.group is not None and self.group.conns_to_workers:
-            stats = self.group.worker_stats()
-        else:
-            stats = {}
-        return {"workers": self.workers, "worker_pids": list(self.pids), **stats}
+        elif isinstance(self.engine, EngineGroup) and self.engine.conns_to_workers:
+            stats = self.engine.worker_stats()
+        status = BackendStatus(
+            self.name,
+            handled=stats.get("handled", 0),
+            failures=stats.get("failures", 0),
+            sent=stats.get("sent", 0),
+            dropped_unresolved=stats.get("dropped_unresolved", 0),
+            dropped_no_route=stats.get("dropped_no_route", 0),
+            send_errors=stats.get("send_errors", 0),
+        )
+        pids = self.engine.pids if isinstance(self.engine, EngineGroup) else []
+        status.details = {
+            "workers": self.workers,
+            "worker_pids": list(pids),
+            **{k: v for k, v in stats.items() if k not in _COMMON},
+        }
+        return status
+
+    def status(self) -> dict[str, Any]:
+        return self.backend_status().as_dict()
 
     def close(self, keep_rules: bool = False) -> None:
-        if self.group is not None:
-            for conn in self.group.conns_to_workers:
-                conn.close()  # EOF: the worker leaves its loop
-            self.group.conns_to_workers.clear()
-        for pid in self.pids:
-            deadline = time.monotonic() + 3.0
-            while time.monotonic() < deadline:
-                done, _status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    break
-                time.sleep(0.02)
-            else:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-        self.pids.clear()
+        if isinstance(self.engine, EngineGroup):
+            self.engine.stop()
         if self.plane is not None:
             self.plane.close()
             self.plane = None

@@ -32,6 +32,7 @@ __all__ = [
     "NetcfgError",
     "NoRouteError",
     "RouteInfo",
+    "RouteMonitor",
     "add_address",
     "add_bridge",
     "add_route",
@@ -46,10 +47,12 @@ __all__ = [
     "in_netns",
     "link_exists",
     "link_info",
+    "link_ipv4_address",
     "link_names",
     "link_stats",
     "neigh_lookup",
     "neigh_probe",
+    "netns_cookie",
     "netns_exists",
     "open_tun",
     "read_sysctl",
@@ -140,6 +143,19 @@ def netns_exists(name: str) -> bool:
     return os.path.exists(os.path.join(_NETNS_RUN_DIR, name))
 
 
+_SO_NETNS_COOKIE = 71  # include/uapi/asm-generic/socket.h (Linux 5.14+)
+
+
+def netns_cookie() -> int:
+    """The calling thread's network namespace cookie.
+
+    Cookies are never reused while the system runs (inode numbers of deleted namespaces are), so a
+    file named after one cannot be mistaken for another namespace's.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        return int.from_bytes(sock.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8), "little")
+
+
 @contextlib.contextmanager
 def _ipr() -> Iterator[Any]:
     ipr = IPRoute()
@@ -182,6 +198,19 @@ def link_info(ifname_or_index: str | int) -> LinkInfo:
             mac=bytes.fromhex(mac_text.replace(":", "")),
             mtu=int(msg.get_attr("IFLA_MTU") or 1500),
         )
+
+
+def link_ipv4_address(ifname: str) -> str | None:
+    """The first IPv4 address of an interface, or None when it has none (or does not exist)."""
+    with _ipr() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            return None
+        for msg in ipr.get_addr(family=socket.AF_INET, index=found[0]):
+            addr = msg.get_attr("IFA_ADDRESS")
+            if addr:
+                return str(addr)
+    return None
 
 
 def link_exists(ifname: str) -> bool:
@@ -430,3 +459,59 @@ def default_gateway() -> str | None:
 def replace_default_route(gateway: str) -> None:
     with _ipr() as ipr:
         ipr.route("replace", dst="0.0.0.0/0", gateway=gateway)
+
+
+# rtnetlink multicast groups (include/uapi/linux/rtnetlink.h, RTMGRP_*) and message types.
+_RTMGRP_LINK = 0x1
+_RTMGRP_NEIGH = 0x4
+_RTMGRP_IPV4_IFADDR = 0x10
+_RTMGRP_IPV4_ROUTE = 0x40
+_RTM_NEWNEIGH = 28
+_RTM_DELNEIGH = 29
+_NLMSG_HDR = struct.Struct("=IHHII")
+
+
+class RouteMonitor:
+    """Tells when the kernel's links, addresses, routes or neighbours change (rtnetlink groups).
+
+    Only the kinds of change are read, not their content: whoever watches re-reads what it needs
+    (:func:`route_get`, :func:`neigh_lookup`). :meth:`drain` returns ``(routing, neighbours)``:
+    whether a link, address or route changed, and whether a neighbour did. An overrun socket
+    (ENOBUFS: changes were lost) counts as both.
+    """
+
+    def __init__(self) -> None:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, 0)
+        try:
+            groups = _RTMGRP_LINK | _RTMGRP_NEIGH | _RTMGRP_IPV4_IFADDR | _RTMGRP_IPV4_ROUTE
+            sock.bind((0, groups))
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def drain(self) -> tuple[bool, bool]:
+        routing = neighbours = False
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return routing, neighbours
+            except OSError:
+                return True, True  # ENOBUFS: something was lost, assume everything changed
+            offset = 0
+            while offset + _NLMSG_HDR.size <= len(data):
+                length, kind, _flags, _seq, _pid = _NLMSG_HDR.unpack_from(data, offset)
+                if kind in (_RTM_NEWNEIGH, _RTM_DELNEIGH):
+                    neighbours = True
+                else:
+                    routing = True
+                if length < _NLMSG_HDR.size:
+                    break
+                offset += (length + 3) & ~3
+
+    def close(self) -> None:
+        self.sock.close()

@@ -16,8 +16,9 @@ Rules (all in chains this module owns, so they can be replaced atomically and re
 Every queue rule uses ``--queue-bypass``: when no process listens on the queue (pylvsd is not
 running, or was killed), the kernel accepts the packets instead of dropping them (fail open).
 
-The packet loop calls :meth:`NfqueueBackend.process`, which handles at most ``budget`` packets and
-returns, so a single-threaded daemon can interleave control requests and timers.
+The backend is a component of the daemon's loop: when the queue's socket is readable it handles
+at most one batch of packets and returns, so control requests and timers interleave with packets.
+A packet the engine or the send path fails on is dropped, counted, and logged at a limited rate.
 """
 
 from __future__ import annotations
@@ -25,24 +26,27 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import selectors
 import socket
-import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from netfilterqueue import NetfilterQueue
 
-from pylvs.core.control import ServiceInfo
+from pylvs.core.control import ServiceInfo, ServiceSpec
 from pylvs.core.engine import Engine, Verdict
+from pylvs.core.ratelimit import RateLimit
 from pylvs.core.service import AF_INET, FwdMethod
+from pylvs.io import iptables
+from pylvs.io.backend import BackendError, BackendStatus
 from pylvs.io.l2 import Transmitter
 
 __all__ = [
+    "BATCH",
     "CHAIN",
     "MARK_CHAIN",
     "QUEUE_CHAIN",
-    "BackendError",
     "NfqueueBackend",
     "build_ruleset",
     "remove_rules",
@@ -53,6 +57,8 @@ log = logging.getLogger("pylvs.nfqueue")
 CHAIN = "PYLVS"
 QUEUE_CHAIN = "PYLVS-Q"
 MARK_CHAIN = "PYLVS-MARK"
+# Packets handled per turn of the daemon's loop.
+BATCH = 256
 
 _PROTO_NAMES = {6: "tcp", 17: "udp", 132: "sctp"}
 _MAX_PACKET = 0xFFFF
@@ -60,18 +66,6 @@ _MAX_PACKET = 0xFFFF
 _QUEUE_LEN = 16384
 _RCVBUF = 32 * 1024 * 1024
 _SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
-
-
-class BackendError(Exception):
-    """The backend cannot start (no NFQUEUE, no iptables); the message says why."""
-
-
-def _iptables(*args: str, check: bool = True, stdin: str | None = None) -> bool:
-    cmd = ["iptables-restore", *args] if stdin is not None else ["iptables", "-w", *args]
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        raise BackendError(f"{' '.join(cmd)}: {proc.stderr.strip() or proc.returncode}")
-    return proc.returncode == 0
 
 
 def _queue_target(queue_num: int, bypass: bool) -> str:
@@ -99,6 +93,7 @@ def build_ruleset(services: Iterable[ServiceInfo], queue_num: int, bypass: bool)
             seen.add(rule)
             lines.append(rule)
 
+    services = list(services)
     for svc in services:
         if svc.af != AF_INET:
             continue
@@ -121,28 +116,20 @@ def build_ruleset(services: Iterable[ServiceInfo], queue_num: int, bypass: bool)
             # Replies of NAT connections come from RIP:rport (rport = vport when 0).
             rport = dest.port or svc.port
             proto = _PROTO_NAMES.get(svc.protocol)
-            if svc.fwmark or proto is None:
-                for name in ("tcp", "udp"):
-                    sport = f" --sport {rport}" if rport else ""
-                    add(raw, f"-A {CHAIN} -s {dest.addr}/32 -p {name}{sport} -j {QUEUE_CHAIN}")
-            else:
-                sport = f" --sport {rport}" if rport else ""
-                add(raw, f"-A {CHAIN} -s {dest.addr}/32 -p {proto}{sport} -j {QUEUE_CHAIN}")
+            sport = f" --sport {rport}" if rport else ""
+            for name in ("tcp", "udp") if svc.fwmark or proto is None else (proto,):
+                add(raw, f"-A {CHAIN} -s {dest.addr}/32 -p {name}{sport} -j {QUEUE_CHAIN}")
             add(raw, f"-A {CHAIN} -s {dest.addr}/32 -p icmp -j {QUEUE_CHAIN}")
     return "\n".join([*raw, "COMMIT", *mangle, "COMMIT", ""])
 
 
 def _install_jumps(ifaces: Sequence[str]) -> None:
     # Our chains must exist before PREROUTING can jump to them.
-    _iptables("--noflush", stdin=build_ruleset([], 0, True))
-    sources = [f"-i {name}".split() for name in ifaces] or [[]]
-    for match in sources:
-        raw_jump = [*match, "-j", CHAIN]
-        if not _iptables("-t", "raw", "-C", "PREROUTING", *raw_jump, check=False):
-            _iptables("-t", "raw", "-I", "PREROUTING", "1", *raw_jump)
-        mark_jump = [*match, "-j", MARK_CHAIN]
-        if not _iptables("-t", "mangle", "-C", "PREROUTING", *mark_jump, check=False):
-            _iptables("-t", "mangle", "-A", "PREROUTING", *mark_jump)
+    iptables.restore(build_ruleset([], 0, True))
+    for match in [["-i", name] for name in ifaces] or [[]]:
+        iptables.ensure_jump("raw", match, CHAIN, first=True)
+        # After the administrator's own marking rules (see the module docstring).
+        iptables.ensure_jump("mangle", match, MARK_CHAIN, first=False)
 
 
 def remove_rules() -> bool:
@@ -150,25 +137,8 @@ def remove_rules() -> bool:
 
     Returns True if anything was removed.
     """
-    removed = False
-    for table, chains in (("raw", (CHAIN, QUEUE_CHAIN)), ("mangle", (MARK_CHAIN,))):
-        listing = subprocess.run(
-            ["iptables", "-w", "-t", table, "-S", "PREROUTING"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.splitlines()
-        for line in listing:
-            words = line.split()
-            if words[:2] == ["-A", "PREROUTING"] and words[-2:] in (["-j", c] for c in chains):
-                _iptables("-t", table, "-D", *words[1:], check=False)
-                removed = True
-        for chain in chains:
-            if _iptables("-t", table, "-F", chain, check=False):
-                removed = True
-        for chain in chains:
-            _iptables("-t", table, "-X", chain, check=False)
-    return removed
+    removed = iptables.remove_chains("raw", (CHAIN, QUEUE_CHAIN))
+    return iptables.remove_chains("mangle", (MARK_CHAIN,)) or removed
 
 
 class _Budget:
@@ -200,6 +170,7 @@ class NfqueueBackend:
     """Queue -> :meth:`Engine.handle` -> verdict / transmit."""
 
     name = "nfqueue"
+    kernel_forwards = True
 
     def __init__(
         self,
@@ -218,13 +189,14 @@ class NfqueueBackend:
         self._rules_installed = False
         self.handled = 0
         self.failures = 0
+        self._failure_log = RateLimit()
         # The time of the current batch: one clock read per batch instead of one per packet
         # (a batch lasts a few milliseconds; connection timeouts are seconds).
         self._now = 0.0
         # Packet marks are read only while a fwmark service exists (one call less per packet).
         self._marks = False
 
-    def open(self) -> None:
+    def open(self, close_in_children: Sequence[int] = ()) -> None:
         """Bind the queue, open the transmit sockets and install the (empty) chains."""
         nfq = NetfilterQueue()
         try:
@@ -245,18 +217,20 @@ class NfqueueBackend:
         self.tx = Transmitter()
         try:
             _install_jumps(self.ifaces)
-        except BackendError:
+        except iptables.IptablesError as exc:
             remove_rules()
-            raise
+            raise BackendError(str(exc)) from None
         self._rules_installed = True
 
-    def fileno(self) -> int:
-        assert self._sock is not None
-        return self._sock.fileno()
+    def check_service(self, spec: ServiceSpec, op: str) -> None:
+        return None  # NFQUEUE serves everything the engine does
 
-    def set_services(self, services: list[ServiceInfo]) -> None:
+    def set_services(self, services: Sequence[ServiceInfo]) -> None:
         """Make the queue rules match the configured services and NAT real servers."""
-        _iptables("--noflush", stdin=build_ruleset(services, self.queue_num, self.bypass))
+        try:
+            iptables.restore(build_ruleset(services, self.queue_num, self.bypass))
+        except iptables.IptablesError as exc:
+            raise BackendError(str(exc)) from None
         self._marks = any(svc.fwmark for svc in services)
 
     def prepare_dest(self, addr: int) -> None:
@@ -264,7 +238,25 @@ class NfqueueBackend:
         if self.tx is not None:
             self.tx.prepare(addr)
 
-    def process(self, budget: int = 256) -> int:
+    def forget_hops(self) -> None:
+        if self.tx is not None:
+            self.tx.hops.forget()
+
+    # -- Component -----------------------------------------------------------------------------
+
+    def watch(self) -> Sequence[tuple[int, int]]:
+        return () if self._sock is None else ((self._sock.fileno(), selectors.EVENT_READ),)
+
+    def deadline(self) -> float | None:
+        return None
+
+    def ready(self, fd: int, events: int, now: float) -> None:
+        self.process(BATCH)
+
+    def due(self, now: float) -> None:
+        return None
+
+    def process(self, budget: int = BATCH) -> int:
         """Handle up to ``budget`` queued packets; returns how many netlink messages were read."""
         assert self._sock is not None
         self._now = time.monotonic()
@@ -280,8 +272,7 @@ class NfqueueBackend:
             )
         except Exception:
             # A bug must not take the data plane down: drop the packet, keep serving.
-            self.failures += 1
-            log.exception("engine failed on a packet; dropped")
+            self._failed()
             pkt.drop()
             return
         self.handled += 1
@@ -301,6 +292,28 @@ class NfqueueBackend:
                 self.tx.send_frame(packet, next_hop)
             else:
                 self.tx.send_ip(packet, next_hop)
+
+    def _failed(self) -> None:
+        """Count a packet the engine failed on; log it at a limited rate (a bug hit by every
+        packet would otherwise write the log at the packet rate)."""
+        self.failures += 1
+        if self._failure_log.allow(self._now):
+            log.exception("engine failed on a packet (%d so far); dropped", self.failures)
+
+    def backend_status(self) -> BackendStatus:
+        tx = self.tx
+        status = BackendStatus(self.name, handled=self.handled, failures=self.failures)
+        status.details = {"queue_num": self.queue_num, "queue_bypass": self.bypass}
+        if tx is not None:
+            status.sent = tx.sent_frames + tx.sent_packets
+            status.dropped_unresolved = tx.hops.unresolved
+            status.dropped_no_route = tx.hops.no_route
+            status.send_errors = tx.errors
+            status.details.update(sent_frames=tx.sent_frames, sent_packets=tx.sent_packets)
+        return status
+
+    def status(self) -> dict[str, Any]:
+        return self.backend_status().as_dict()
 
     def close(self, keep_rules: bool = False) -> None:
         """Unbind the queue and remove the rules (``keep_rules``: leave them in place)."""

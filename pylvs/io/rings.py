@@ -323,6 +323,8 @@ BPF_TAX = 0x07
 BPF_ALU_XOR_X = 0xAC
 BPF_ALU_MUL_K = 0x24
 BPF_ALU_RSH_K = 0x74
+BPF_ALU_AND_K = 0x54
+BPF_LDX_IMM = 0x01
 SKF_AD_PKTTYPE = -0x1000 + 4
 
 
@@ -405,32 +407,32 @@ def host_filter(daddrs: Iterable[int] | None, saddrs: Iterable[int] = ()) -> lis
     return program
 
 
-def client_hash_program(vaddrs: Iterable[int]) -> list[Bpf]:
+def client_hash_program(vaddrs: Iterable[int], prefix: int | None = None) -> list[Bpf]:
     """Fanout program (offsets from the IP header): a hash of the client's address and port.
 
     A packet to a virtual address comes from the client (saddr, sport); anything else is a reply
     going to it (daddr, dport). Both directions of a connection, including NAT replies that carry
-    the real server's address, therefore land on the same worker. The kernel takes the result
+    the real server's address, therefore land on the same worker. With ``prefix`` (a persistence
+    netmask) the hash is of the client address masked to that prefix, without the port: all the
+    connections one persistence template governs reach one worker. The kernel takes the result
     modulo the number of members (fanout_demux_bpf).
     """
     program: list[Bpf] = []
     patches = _jump_table(bpf(BPF_LD_W_ABS, k=16), vaddrs, program, "inbound")
-    # outbound: the client is the destination
-    program += [
-        bpf(BPF_LDX_B_MSH, k=0),
-        bpf(BPF_LD_H_IND, k=2),
-        bpf(BPF_TAX),
-        bpf(BPF_LD_W_ABS, k=16),
-    ]
+    if prefix is None:
+        # outbound: the client is the destination
+        outbound = [bpf(BPF_LDX_B_MSH, k=0), bpf(BPF_LD_H_IND, k=2), bpf(BPF_TAX)]
+        inbound = [bpf(BPF_LDX_B_MSH, k=0), bpf(BPF_LD_H_IND, k=0), bpf(BPF_TAX)]
+        mask: list[Bpf] = []
+    else:
+        mask_value = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF if prefix else 0
+        outbound = inbound = [bpf(BPF_LDX_IMM, k=0)]  # no port: X = 0
+        mask = [bpf(BPF_ALU_AND_K, k=mask_value)]
+    program += [*outbound, bpf(BPF_LD_W_ABS, k=16), *mask]
     patches.append((len(program), "hash"))
     program.append(bpf(0x05))  # BPF_JMP|BPF_JA, k patched below
     labels = {"inbound": len(program)}
-    program += [
-        bpf(BPF_LDX_B_MSH, k=0),
-        bpf(BPF_LD_H_IND, k=0),
-        bpf(BPF_TAX),
-        bpf(BPF_LD_W_ABS, k=12),
-    ]
+    program += [*inbound, bpf(BPF_LD_W_ABS, k=12), *mask]
     labels["hash"] = len(program)
     program += [
         bpf(BPF_ALU_XOR_X),

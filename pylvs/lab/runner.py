@@ -244,7 +244,7 @@ def up(scenario_name: str, prefix: str) -> LabState:
         directors = []
         for node in scenario.by_role("director"):
             argv = _python(
-                "-m", "pylvs.daemon", "--foreground", "--config", str(scenario.config_path)
+                "-m", "pylvs.cli.pylvsd", "--foreground", "--config", str(scenario.config_path)
             )
             directors.append(_start(lab, state, node.name, "pylvsd", argv))
         for rec in state.processes:

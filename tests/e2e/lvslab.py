@@ -74,7 +74,7 @@ def start_daemon(
     out = log.open("w")
     proc = lab.popen(
         short,
-        pylvs_argv("pylvs.daemon", "--foreground", "--backend", backend, *extra),
+        pylvs_argv("pylvs.cli.pylvsd", "--foreground", "--backend", backend, *extra),
         stdout=out,
         stderr=subprocess.STDOUT,
         cwd=REPO,

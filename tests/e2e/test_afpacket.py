@@ -78,7 +78,7 @@ def test_kill9_fails_closed(tmp_path: Path) -> None:
         assert "PYLVS-AF" in _raw_rules(f.lab)
         with pytest.raises(TimeoutError):
             tcp_open(f.lab, f.topo.vip, timeout=2)
-        out = f.lab.run("d", pylvs_argv("pylvs.daemon", "--cleanup"), cwd=REPO)
+        out = f.lab.run("d", pylvs_argv("pylvs.cli.pylvsd", "--cleanup"), cwd=REPO)
         assert b"removed" in out.stdout
         assert "PYLVS" not in _raw_rules(f.lab)
         daemon = start_daemon(f.lab, tmp_path / "pylvsd2.log", "afpacket")
@@ -102,7 +102,8 @@ def test_fanout_workers_nat(tmp_path: Path, proto: str) -> None:
                 start_server(lab, short, proto)
             daemon = start_daemon(lab, tmp_path / "pylvsd.log", "afpacket", "--workers", "2")
             status = daemon.ctl.status()
-            assert status["workers"] == 2 and len(status["worker_pids"]) == 2
+            details = status["details"]
+            assert details["workers"] == 2 and len(details["worker_pids"]) == 2
             svc = ServiceSpec(protocol=PROTO[proto], addr=topo.vip, port=PORT, scheduler="rr")
             daemon.ctl.add_service(svc)
             for rip in topo.reals:
@@ -160,7 +161,8 @@ def test_dr_serves_again_after_refused_sends(tmp_path: Path) -> None:
             finally:
                 lab.run("sw", ["ip", "link", "set", sw_port, "up"])
         status = f.daemon.ctl.status()
-        assert status["tx_device_drops"] > 0 and status["tx_ring_full"] > 0, status
+        details = status["details"]
+        assert details["tx_device_drops"] > 0 and details["tx_ring_full"] > 0, status
 
         def udp_served() -> bool:
             try:
@@ -172,4 +174,4 @@ def test_dr_serves_again_after_refused_sends(tmp_path: Path) -> None:
         payload = random_bytes(20000)
         assert tcp_exchange(tcp_open(lab, topo.vip), payload) == ("r1", payload)
         status = f.daemon.ctl.status()
-        assert status["failures"] == 0 and status["tx_pending"] == 0, status
+        assert status["failures"] == 0 and status["details"]["tx_pending"] == 0, status

@@ -18,13 +18,18 @@ from lvslab import (
     pylvs_argv,
     random_bytes,
     recv_exact,
+    setup_realservers,
     start_daemon,
+    start_server,
     tcp_exchange,
     tcp_open,
+    udp_exchange,
+    undo_realservers,
 )
 
+from pylvs.cli.pylvsd import log_path
 from pylvs.core.control import DestSpec, IPVSError, ServiceSpec
-from pylvs.core.service import IPPROTO_TCP, FwdMethod
+from pylvs.core.service import IPPROTO_TCP, IPPROTO_UDP, FwdMethod
 from pylvs.io import netcfg
 from pylvs.testing.netns import Lab, build_lvs_lab, wait_until
 
@@ -93,7 +98,7 @@ def test_kill9_fails_open(tmp_path: Path, backend: str) -> None:
         # New connections: refused by the director itself (VIP on its lo, nothing listening).
         with pytest.raises(ConnectionRefusedError):
             tcp_open(f.lab, f.topo.vip, timeout=5)
-        out = f.lab.run("d", pylvs_argv("pylvs.daemon", "--cleanup"), cwd=REPO)
+        out = f.lab.run("d", pylvs_argv("pylvs.cli.pylvsd", "--cleanup"), cwd=REPO)
         assert b"removed" in out.stdout
         assert "PYLVS" not in _rules(f.lab)
         # A new pylvsd starts from an empty table and serves new connections.
@@ -142,8 +147,8 @@ def test_sighup_reloads_config(tmp_path: Path, backend: str) -> None:
 
 def _detached_log(lab: Lab) -> Path:
     """Where a detached pylvsd of namespace ``d`` logs when there is no /dev/log."""
-    ino = os.stat(os.path.join("/run/netns", lab.ns("d"))).st_ino
-    return Path(f"/run/pylvs/pylvsd-{ino}.log")
+    with lab.inside("d"):
+        return Path(log_path("pylvsd"))
 
 
 def test_connect_or_start(tmp_path: Path) -> None:
@@ -177,7 +182,7 @@ def test_connect_or_start(tmp_path: Path) -> None:
 def _pylvsd(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
     return lab.run(
         "d",
-        pylvs_argv("pylvs.daemon", "--foreground", *args),
+        pylvs_argv("pylvs.cli.pylvsd", "--foreground", *args),
         check=False,
         text=True,
         cwd=REPO,
@@ -191,7 +196,7 @@ def test_not_root() -> None:
         argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         proc = lab.run(
             "d",
-            [*argv, *pylvs_argv("pylvs.daemon", "--foreground")],
+            [*argv, *pylvs_argv("pylvs.cli.pylvsd", "--foreground")],
             check=False,
             text=True,
             cwd=REPO,
@@ -230,10 +235,11 @@ def test_already_running(tmp_path: Path, backend: str) -> None:
         assert "pylvsd already runs here" in proc.stderr
 
 
-def test_vip_and_real_server_without_route(tmp_path: Path, backend: str) -> None:
+def test_strict_routes_refuses_what_has_no_route(tmp_path: Path, backend: str) -> None:
+    """--strict-routes keeps the earlier refusals (ENETUNREACH) for who wants them."""
     with Lab() as lab:
         lab.add_netns("d")  # only lo: no route to anything
-        daemon = start_daemon(lab, tmp_path / "pylvsd.log", backend)
+        daemon = start_daemon(lab, tmp_path / "pylvsd.log", backend, "--strict-routes")
         svc = ServiceSpec(protocol=IPPROTO_TCP, addr="203.0.113.99", port=80, scheduler="rr")
         with pytest.raises(IPVSError) as exc:
             daemon.ctl.add_service(svc)
@@ -249,17 +255,60 @@ def test_vip_and_real_server_without_route(tmp_path: Path, backend: str) -> None
         assert daemon.ctl.services()[0].dests == []
 
 
-def test_config_with_unroutable_vip_fails_start(tmp_path: Path) -> None:
+def test_unroutable_entries_are_accepted_and_served_once_a_route_appears(
+    tmp_path: Path, backend: str
+) -> None:
+    """IPVS accepts a VIP and a real server with no route; before, pylvs refused both
+    (ENETUNREACH). Packets for the unroutable real server are dropped and counted; when the
+    route appears (rtnetlink), it is used without a restart."""
+    with Lab() as lab:
+        topo = build_lvs_lab(lab, 1)
+        setup_realservers(lab, topo, "dr", ["r1"])
+        try:
+            start_server(lab, "r1", "udp")
+            with lab.inside("d"):
+                netcfg.del_address("lo", f"{topo.vip}/32")
+                netcfg.del_address(topo.back_if, f"{topo.director_back}/24")
+            daemon = start_daemon(lab, tmp_path / "pylvsd.log", backend)
+            svc = ServiceSpec(protocol=IPPROTO_UDP, addr=topo.vip, port=PORT, scheduler="rr")
+            daemon.ctl.add_service(svc)
+            rip = topo.reals[0]
+            daemon.ctl.add_dest(svc, DestSpec(addr=rip, port=PORT, fwd=int(FwdMethod.ROUTE)))
+            assert [d.addr for d in daemon.ctl.services()[0].dests] == [rip]
+            status = daemon.ctl.status()
+            assert status["director"]["unroutable"] == [rip]
+            with pytest.raises(AssertionError, match="no UDP reply"):
+                udp_exchange(lab, topo.vip, [b"before"])
+            assert daemon.ctl.status()["engine"].get("drop_no_route", 0) > 0
+            assert "no route" in daemon.output()
+            with lab.inside("d"):
+                netcfg.add_address("lo", f"{topo.vip}/32")
+                netcfg.add_address(topo.back_if, f"{topo.director_back}/24")
+            wait_until(
+                lambda: daemon.ctl.status()["director"]["unroutable"] == [],
+                what="the route to the real server noticed",
+            )
+            assert udp_exchange(lab, topo.vip, [b"after"]) == ("r1", [b"after"])
+        finally:
+            undo_realservers(lab, ["r1"])
+
+
+def test_config_with_unroutable_vip_starts(tmp_path: Path) -> None:
+    """A configuration naming an address with no route loads, as ipvsadm -R at boot must."""
     with Lab() as lab:
         lab.add_netns("d")
         config = tmp_path / "ldirectord.cf"
         config.write_text(
-            "virtual=203.0.113.99:80\n\treal=127.0.0.1:80 gate\n\tprotocol=tcp\n\tchecktype=off\n"
+            "virtual=203.0.113.99:80\n\treal=198.51.100.7:80 gate\n"
+            "\tprotocol=tcp\n\tchecktype=off\n"
         )
-        proc = _pylvsd(lab, "--config", str(config))
+        daemon = start_daemon(lab, tmp_path / "pylvsd.log", "nfqueue", "--config", str(config))
+        (info,) = daemon.ctl.services()
+        assert (info.addr, [d.addr for d in info.dests]) == ("203.0.113.99", ["198.51.100.7"])
+        proc = _pylvsd(lab, "--socket", "strict", "--queue-num", "1", "--strict-routes",
+                       "--config", str(config))  # fmt: skip
         assert proc.returncode == 1
         assert "no route to virtual address 203.0.113.99" in proc.stderr
-        assert "PYLVS" not in _rules(lab)
 
 
 def test_detached_start_reports_errors() -> None:
@@ -268,7 +317,7 @@ def test_detached_start_reports_errors() -> None:
         lab.add_netns("d")
         proc = lab.run(
             "d",
-            pylvs_argv("pylvs.daemon", "--iface", "nosuch0"),
+            pylvs_argv("pylvs.cli.pylvsd", "--iface", "nosuch0"),
             check=False,
             text=True,
             cwd=REPO,

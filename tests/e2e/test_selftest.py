@@ -7,12 +7,14 @@ ranges (the VIP stays 207.175.44.110, inside the lab only):
     ns1 (director): veth10 gip, veth12 dip, VIP on lo
     ns2 (real server): veth21 rip, veth20 sip (on the client's bridge; removed for NAT)
 
-``ipvsadm -A -t VIP:8080 -s rr`` and ``-a -m|-g|-i -t VIP:8080 -r RIP:8080`` are run as
-``pylvsadm`` command lines exactly where the script runs ``ipvsadm`` (the first one starts pylvsd
-in the director's namespace, as the kernel loads IPVS on demand), and also through the control
-client; 32 random bytes are sent with socat and compared with cmp. The kernel has no
-``ipip`` module here, so for tunnel mode the real server runs pylvs's userspace decapsulator where
-the script loads ``ipip`` and brings ``tunl0`` up.
+Every step runs in the script's order: the route to the VIP on the client, ``ip_forward``, then
+``ipvsadm -A -t VIP:8080 -s rr`` and ``ipvsadm -a [-m|-i] -t VIP:8080 -r RIP:8080`` (as
+``pylvsadm`` command lines, the first one starting pylvsd in the director's namespace as the
+kernel loads IPVS on demand; also through the control client), and only then the VIP on the
+director's ``lo:1``: the service is added while the director has no route to its address. 32
+random bytes are sent with socat and compared with cmp. The kernel has no ``ipip`` module here,
+so for tunnel mode the real server runs pylvs's userspace decapsulator once the script's steps
+are done (it finds the VIP the script put on ``lo``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +32,7 @@ from lvslab import REPO, pylvs_argv, read_line, start_daemon
 
 from pylvs.core.control import DestSpec, ServiceSpec
 from pylvs.core.service import IPPROTO_TCP, FwdMethod
-from pylvs.ctl import ControlClient
+from pylvs.ctl import ControlClient, connect_if_running
 from pylvs.io import netcfg
 from pylvs.testing.netns import Lab, wait_until
 
@@ -43,6 +46,7 @@ PORT = 8080
 
 
 def _setup(lab: Lab) -> None:
+    """ipvs.sh setup(): the three namespaces, the bridge, the addresses; no routes, no VIP."""
     for short in ("ns0", "ns1", "ns2"):
         lab.add_netns(short)
     lab.veth("ns0", "veth01", "ns1", "veth10", addr_b=f"{GIP}/24")
@@ -54,9 +58,16 @@ def _setup(lab: Lab) -> None:
         netcfg.set_link_master("veth02", "br0")
         netcfg.set_link_up("br0")
         netcfg.add_address("br0", f"{CIP}/24")
-        netcfg.add_route(f"{VIP}/32", GIP, "br0")
-    with lab.inside("ns1"):
-        netcfg.add_address("lo", f"{VIP}/32")
+
+
+def _ip(lab: Lab, short: str, *args: str) -> None:
+    """``ip netns exec NS ip ARGS``, as the script runs it."""
+    lab.run(short, ["ip", *args])
+
+
+def _sysctl(lab: Lab, short: str, key: str, value: int) -> None:
+    with lab.inside(short):
+        netcfg.write_sysctl(key, value)
 
 
 def _listening(lab: Lab, short: str, port: int) -> bool:
@@ -102,70 +113,126 @@ def _stop_started_daemon(lab: Lab) -> None:
         wait_until(lambda: not os.path.exists(f"/proc/{pid}"), what=f"pylvsd {pid} to exit")
 
 
+def _script(lab: Lab, mode: str, ipvsadm: Callable[..., None]) -> None:
+    """test_dr / test_nat / test_tun of ipvs.sh, step by step in the script's order: the virtual
+    service is added before the VIP is on the director's lo (so with no route to it), and ``-g``
+    is ipvsadm's default forwarding method where the script gives none."""
+    _ip(lab, "ns0", "route", "add", VIP, "via", GIP, "dev", "br0")
+    if mode == "tun":
+        # modprobe ipip / tunl0: not in this kernel; the real server runs pylvs's decapsulator.
+        _sysctl(lab, "ns1", "net.ipv4.ip_forward", 0)
+        _sysctl(lab, "ns1", "net.ipv4.conf.all.send_redirects", 0)
+        _sysctl(lab, "ns1", "net.ipv4.conf.default.send_redirects", 0)
+    else:
+        _sysctl(lab, "ns1", "net.ipv4.ip_forward", 1)
+    ipvsadm("-A", "-t", f"{VIP}:{PORT}", "-s", "rr")
+    switch = {"dr": [], "nat": ["-m"], "tun": ["-i"]}[mode]
+    ipvsadm("-a", *switch, "-t", f"{VIP}:{PORT}", "-r", f"{RIP}:{PORT}")
+    _ip(lab, "ns1", "addr", "add", f"{VIP}/32", "dev", "lo", "label", "lo:1")
+    if mode == "nat":
+        _ip(lab, "ns2", "link", "del", "veth20")
+        _ip(lab, "ns2", "route", "add", "default", "via", DIP, "dev", "veth21")
+        return
+    _sysctl(lab, "ns2", "net.ipv4.conf.all.arp_ignore", 1)
+    _sysctl(lab, "ns2", "net.ipv4.conf.all.arp_announce", 2)
+    _sysctl(lab, "ns2", "net.ipv4.conf.all.rp_filter", 0)
+    _sysctl(lab, "ns2", "net.ipv4.conf.veth21.rp_filter", 0)
+    _ip(lab, "ns2", "addr", "add", f"{VIP}/32", "dev", "lo", "label", "lo:1")
+
+
+def _start_decapsulator(lab: Lab) -> subprocess.Popen[str]:
+    decap = lab.popen(
+        "ns2",
+        pylvs_argv("pylvs.cli.pylvs", "realserver", "--vip", VIP, "--mode", "tun"),
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert "decapsulating" in read_line(decap)
+    return decap
+
+
 @pytest.mark.parametrize("via", ["pylvsadm", "control"])
-@pytest.mark.parametrize("mode", ["nat", "dr", "tun"])
+@pytest.mark.parametrize("mode", ["dr", "nat", "tun"])
 def test_ipvs_selftest(tmp_path: Path, backend: str, mode: str, via: str) -> None:
     with Lab() as lab:
         _setup(lab)
         decap = None
-        if mode == "nat":
-            with lab.inside("ns2"):
-                netcfg.del_link("veth20")
-                netcfg.add_route("default", DIP, "veth21")
-        elif mode == "dr":
-            with lab.inside("ns2"):
-                netcfg.write_sysctl("net.ipv4.conf.all.arp_ignore", 1)
-                netcfg.write_sysctl("net.ipv4.conf.all.arp_announce", 2)
-                netcfg.write_sysctl("net.ipv4.conf.all.rp_filter", 0)
-                netcfg.write_sysctl("net.ipv4.conf.veth21.rp_filter", 0)
-                netcfg.add_address("lo", f"{VIP}/32")
-        else:
-            with lab.inside("ns1"):
-                netcfg.write_sysctl("net.ipv4.ip_forward", 0)
-                netcfg.write_sysctl("net.ipv4.conf.all.send_redirects", 0)
-                netcfg.write_sysctl("net.ipv4.conf.default.send_redirects", 0)
-            with lab.inside("ns2"):
-                netcfg.write_sysctl("net.ipv4.conf.veth21.rp_filter", 0)
-            decap = lab.popen(
-                "ns2",
-                pylvs_argv("pylvs.cli.pylvs", "realserver", "--vip", VIP, "--mode", "tun"),
-                stdout=subprocess.PIPE,
-                text=True,
-                cwd=REPO,
-            )
-            assert "decapsulating" in read_line(decap)
-        if via == "pylvsadm":
-            started = None
-            try:
+        started = None
+        try:
+            if via == "pylvsadm":
                 if backend != "nfqueue":
                     # pylvsadm starts the default backend; others are started explicitly.
                     started = start_daemon(lab, tmp_path / "pylvsd.log", backend, short="ns1")
-                _pylvsadm(lab, "-A", "-t", f"{VIP}:{PORT}", "-s", "rr")
-                _pylvsadm(
-                    lab, "-a", IPVSADM_SWITCH[mode], "-t", f"{VIP}:{PORT}", "-r", f"{RIP}:{PORT}"
-                )
-                _test_service(lab, tmp_path)
+
+                def ipvsadm(*args: str) -> None:
+                    _pylvsadm(lab, *args)
+            else:
+                started = start_daemon(lab, tmp_path / "pylvsd.log", backend, short="ns1")
+                ctl = started.ctl
+
+                def ipvsadm(*args: str) -> None:
+                    svc = ServiceSpec(protocol=IPPROTO_TCP, addr=VIP, port=PORT, scheduler="rr")
+                    if args[0] == "-A":
+                        ctl.add_service(svc)
+                    else:
+                        methods = {"-m": FwdMethod.MASQ, "-i": FwdMethod.TUNNEL}
+                        fwd = methods.get(args[1], FwdMethod.ROUTE)
+                        dest = DestSpec(addr=RIP, port=PORT, fwd=int(fwd))
+                        ctl.add_dest(svc, dest)
+
+            _script(lab, mode, ipvsadm)
+            if mode == "tun":
+                # Where the kernel has ipip, tunl0 decapsulates; here pylvs's decapsulator does.
+                decap = _start_decapsulator(lab)
+            _test_service(lab, tmp_path)
+            if via == "pylvsadm":
                 listing = _pylvsadm(lab, "-L", "-n", "--stats")
                 assert f"  -> {RIP}:{PORT}".ljust(33) + "        1" in listing
-            finally:
-                if started is not None:
-                    lab.stop(started.proc)
-                else:
-                    _stop_started_daemon(lab)
-                if decap is not None:
-                    lab.stop(decap)
-                    lab.run("ns2", pylvs_argv("pylvs.cli.pylvs", "realserver", "--undo"), cwd=REPO)
-            return
-        daemon = start_daemon(lab, tmp_path / "pylvsd.log", backend, short="ns1")
-        try:
-            svc = ServiceSpec(protocol=IPPROTO_TCP, addr=VIP, port=PORT, scheduler="rr")
-            fwd = {"nat": FwdMethod.MASQ, "dr": FwdMethod.ROUTE, "tun": FwdMethod.TUNNEL}[mode]
-            daemon.ctl.add_service(svc)
-            daemon.ctl.add_dest(svc, DestSpec(addr=RIP, port=PORT, fwd=int(fwd)))
-            _test_service(lab, tmp_path)
-            (info,) = daemon.ctl.services()
-            assert info.dests[0].stats[0] == 1  # one connection scheduled
+            else:
+                (info,) = ctl.services()
+                assert info.dests[0].stats[0] == 1  # one connection scheduled
         finally:
+            if started is not None:
+                lab.stop(started.proc)
+            elif via == "pylvsadm":
+                _stop_started_daemon(lab)
             if decap is not None:
                 lab.stop(decap)
                 lab.run("ns2", pylvs_argv("pylvs.cli.pylvs", "realserver", "--undo"), cwd=REPO)
+
+
+SAVED = """-A -t 207.175.44.110:8080 -s rr
+-a -t 207.175.44.110:8080 -r 198.51.100.2:8080 -g -w 1
+-A -u 203.0.113.50:53 -s wlc -p 300
+-a -u 203.0.113.50:53 -r 10.99.0.1:53 -m -w 2
+-a -u 203.0.113.50:53 -r 10.99.0.2:53 -i -w 1 --tun-type ipip
+"""
+
+
+def test_saved_rules_with_unroutable_addresses_restore_and_list_the_same(tmp_path: Path) -> None:
+    """ipvsadm -R at boot runs before interfaces are configured: every address here has no
+    route, and the rule set must restore and save byte-identically, as with kernel IPVS."""
+    with Lab() as lab:
+        lab.add_netns("ns1")
+        try:
+            done = lab.run("ns1", [PYLVSADM, "-R"], input=SAVED.encode(), check=False)
+            assert done.returncode == 0, done.stderr.decode()
+            assert _pylvsadm(lab, "-S", "-n") == SAVED
+        finally:
+            _stop_started_daemon(lab)
+
+
+def test_listing_starts_nothing_and_changes_nothing() -> None:
+    """In a fresh namespace ``pylvsadm -L -n`` shows the kernel's empty table; before, it
+    started pylvsd, which installed its rules."""
+    with Lab() as lab:
+        lab.add_netns("ns1")
+        listing = _pylvsadm(lab, "-L", "-n")
+        assert listing.startswith("IP Virtual Server version 1.2.1 (size=4096)\n")
+        assert len(listing.splitlines()) == 3
+        assert _pylvsadm(lab, "-S", "-n") == ""
+        with lab.inside("ns1"):
+            assert connect_if_running() is None
+        rules = lab.run("ns1", ["iptables", "-w", "-t", "raw", "-S"]).stdout.decode()
+        assert "PYLVS" not in rules

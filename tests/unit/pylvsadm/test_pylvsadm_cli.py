@@ -402,12 +402,61 @@ def test_missing_daemon_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(pylvsadm, "default_control", unavailable)
     out, err = io.StringIO(), io.StringIO()
-    rc = pylvsadm.main(["-L", "-n"], stdout=out, stderr=err, prog="pylvsadm")
+    rc = pylvsadm.main(["-A", "-t", "10.0.0.1:80"], stdout=out, stderr=err, prog="pylvsadm")
     assert (rc, out.getvalue()) == (2, "")
     assert err.getvalue() == "pylvsd is not running and could not be started\n"
     # The command line is checked before pylvsd is needed.
     rc = pylvsadm.main(["-A", "-t", "80"], stdout=out, stderr=err, prog="pylvsadm")
     assert rc == 2
+
+
+EMPTY_LISTING = (
+    "IP Virtual Server version 1.2.1 (size=4096)\n"
+    "Prot LocalAddress:Port Scheduler Flags\n"
+    "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("-L -n", EMPTY_LISTING),
+        ("", EMPTY_LISTING),
+        ("-S -n", ""),
+        ("-L --timeout", "Timeout (tcp tcpfin udp): 900 120 300\n"),
+        ("-L --daemon", ""),
+        ("-L -n -c", "IPVS connection entries\npro expire state       source             virtual            destination\n"),
+    ],
+)
+def test_listings_without_a_daemon_show_a_fresh_table_and_start_nothing(
+    monkeypatch: pytest.MonkeyPatch, line: str, expected: str
+) -> None:
+    """Kernel IPVS lists an empty table; before, pylvsadm -L -n started pylvsd (and its rules)."""
+    import pylvs.ctl
+
+    def must_not_start(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a listing started pylvsd")
+
+    monkeypatch.setattr(pylvs.ctl, "connect_or_start", must_not_start)
+    monkeypatch.setattr(pylvs.ctl, "connect_if_running", lambda *a, **k: None)
+    out, err = io.StringIO(), io.StringIO()
+    rc = pylvsadm.main(line.split(), stdout=out, stderr=err, prog="pylvsadm")
+    assert (rc, out.getvalue(), err.getvalue()) == (0, expected, "")
+
+
+def test_a_refusal_of_pylvs_own_is_shown_with_its_reason(ctl: FakeControl) -> None:
+    """A backend limit (IPVS would accept it) has no ipvsadm message: pylvsd's reason is shown."""
+    from pylvs.core.control import IPVSError
+
+    def refuse(spec: ServiceSpec) -> None:
+        raise IPVSError(95, "add_service", "the afpacket backend cannot serve fwmark services", True)
+
+    ctl.add_service = refuse  # type: ignore[method-assign]
+    assert run_line(ctl, "-A -f 1") == (
+        255,
+        "",
+        "ipvsadm: the afpacket backend cannot serve fwmark services\n",
+    )
 
 
 def test_default_control_wraps_start_failures(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,80 @@
+"""The iptables rules of the backends: run ``iptables`` / ``iptables-restore``, add and remove the
+jumps into pylvs's own chains.
+
+Every call passes ``-w`` (wait for the xtables lock instead of failing when another program holds
+it). Chains are declared and filled with ``iptables-restore --noflush``: declaring a chain flushes
+it, so a whole chain is replaced in one transaction, whatever its size.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+
+__all__ = ["IptablesError", "ensure_jump", "remove_chains", "restore", "run"]
+
+
+class IptablesError(Exception):
+    """An iptables command failed; the message has the command and its error output."""
+
+
+def run(*args: str, check: bool = True) -> bool:
+    """``iptables -w ARGS``; True if it succeeded (IptablesError on failure when ``check``)."""
+    return _call(["iptables", "-w", *args], None, check)
+
+
+def restore(rules: str) -> None:
+    """``iptables-restore -w --noflush`` with ``rules`` as input."""
+    _call(["iptables-restore", "-w", "--noflush"], rules, True)
+
+
+def _call(cmd: list[str], stdin: str | None, check: bool) -> bool:
+    try:
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        if check:
+            raise IptablesError(f"{cmd[0]}: {exc.strerror or exc}") from None
+        return False
+    if check and proc.returncode != 0:
+        detail = proc.stderr.strip() or f"exit status {proc.returncode}"
+        raise IptablesError(f"{' '.join(cmd)}: {detail}")
+    return proc.returncode == 0
+
+
+def ensure_jump(table: str, match: Sequence[str], chain: str, first: bool) -> None:
+    """Make ``PREROUTING`` of ``table`` jump to ``chain`` for ``match`` (once): inserted at the top
+    when ``first``, appended otherwise."""
+    rule = [*match, "-j", chain]
+    if run("-t", table, "-C", "PREROUTING", *rule, check=False):
+        return
+    if first:
+        run("-t", table, "-I", "PREROUTING", "1", *rule)
+    else:
+        run("-t", table, "-A", "PREROUTING", *rule)
+
+
+def remove_chains(table: str, chains: Sequence[str]) -> bool:
+    """Remove every ``PREROUTING`` jump to ``chains`` and the chains themselves (also what a killed
+    daemon left); True if anything was there."""
+    removed = False
+    try:
+        listing = subprocess.run(
+            ["iptables", "-w", "-t", table, "-S", "PREROUTING"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.splitlines()
+    except OSError:
+        return False
+    targets = [["-j", chain] for chain in chains]
+    for line in listing:
+        words = line.split()
+        if words[:2] == ["-A", "PREROUTING"] and words[-2:] in targets:
+            run("-t", table, "-D", *words[1:], check=False)
+            removed = True
+    for chain in chains:
+        if run("-t", table, "-F", chain, check=False):
+            removed = True
+    for chain in chains:
+        run("-t", table, "-X", chain, check=False)
+    return removed
