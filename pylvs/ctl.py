@@ -190,7 +190,7 @@ class ControlServer:
                     exc.errno, f"control socket @{name} is in use: pylvsd already runs here"
                 ) from None
             raise
-        self.listener.listen(64)
+        self.listener.listen(128)
         self.listener.setblocking(False)
         self.clients: dict[int, _Client] = {}
         self.requests = 0
@@ -198,15 +198,15 @@ class ControlServer:
 
     # -- Component ------------------------------------------------------------------------------
 
-    def watch(self) -> Sequence[tuple[int, int]]:
-        watched = []
+    def watch(self) -> Sequence[tuple[Any, int]]:
+        watched: list[tuple[Any, int]] = []
         if len(self.clients) < MAX_CLIENTS:
-            watched.append((self.listener.fileno(), _READ))
-        for fd, client in self.clients.items():
+            watched.append((self.listener, _READ))
+        for client in self.clients.values():
             if client.outbuf:
-                watched.append((fd, _WRITE))
+                watched.append((client.sock, _WRITE))
             elif not client.closing:
-                watched.append((fd, _READ))
+                watched.append((client.sock, _READ))
         return watched
 
     def deadline(self) -> float | None:
@@ -350,11 +350,21 @@ class ControlClient:
         self.name = name
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
-        try:
-            self._sock.connect(_address(name))
-        except OSError:
-            self._sock.close()
-            raise
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._sock.connect(_address(name))
+                break
+            except BlockingIOError:
+                # The listen backlog is full (a unix socket says EAGAIN instead of waiting):
+                # pylvsd is busy accepting; try again until the timeout.
+                if time.monotonic() > deadline:
+                    self._sock.close()
+                    raise TimeoutError(f"pylvsd @{name} accepts no connection") from None
+                time.sleep(0.01)
+            except OSError:
+                self._sock.close()
+                raise
         self._file = self._sock.makefile("rb")
         self._lock = threading.Lock()
 

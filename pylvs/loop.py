@@ -4,9 +4,12 @@ A :class:`Component` is anything that needs I/O or time: the data-plane backend,
 socket, connection synchronisation, route tracking, the engine's timers, and (in threads of their
 own) health checks and heartbeats. Each tells the loop
 
-* :meth:`~Component.watch`: the descriptors it waits on, each with the events it wants
-  (``selectors.EVENT_READ`` / ``EVENT_WRITE``), asked again at every turn, so a component may
-  start or stop watching a descriptor whenever its state changes;
+* :meth:`~Component.watch`: the descriptors it waits on (a number, or an object with
+  ``fileno()`` such as a socket), each with the events it wants (``selectors.EVENT_READ`` /
+  ``EVENT_WRITE``), asked again at every turn, so a component may start or stop watching one
+  whenever its state changes. A socket closed and replaced by another with the same number in
+  one turn is told apart by the object, so components hand sockets, not numbers, for what they
+  open and close while running;
 * :meth:`~Component.deadline`: when it next has something to do (a monotonic time, or None);
 
 and the loop calls :meth:`~Component.ready` when a descriptor is ready and :meth:`~Component.due`
@@ -49,7 +52,7 @@ class Component(Protocol):
 
     name: str
 
-    def watch(self) -> Sequence[tuple[int, int]]: ...
+    def watch(self) -> Sequence[tuple[Any, int]]: ...
     def deadline(self) -> float | None: ...
     def ready(self, fd: int, events: int, now: float) -> None: ...
     def due(self, now: float) -> None: ...
@@ -95,8 +98,8 @@ class Loop:
         self.clock = clock
         self.components: list[Component] = []
         self._selector = selectors.DefaultSelector()
-        # fd -> (component, events) as registered with the selector
-        self._registered: dict[int, tuple[Component, int]] = {}
+        # fd -> (component, events, the object watch() named) as registered with the selector
+        self._registered: dict[int, tuple[Component, int, Any]] = {}
         self._calls: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
             collections.deque()
         )
@@ -163,29 +166,41 @@ class Loop:
     # -- running --------------------------------------------------------------------------------
 
     def _sync_watches(self) -> None:
-        wanted: dict[int, tuple[Component, int]] = {}
+        wanted: dict[int, tuple[Component, int, Any]] = {}
         for component in self.components:
-            for fd, events in component.watch():
+            for obj, events in component.watch():
+                fd = obj if isinstance(obj, int) else obj.fileno()
+                if fd < 0:
+                    continue
                 old = wanted.get(fd)
-                wanted[fd] = (component, events | (old[1] if old is not None else 0))
+                wanted[fd] = (component, events | (old[1] if old is not None else 0), obj)
         registered = self._registered
         for fd in [fd for fd in registered if fd not in wanted]:
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                self._selector.unregister(fd)
-            del registered[fd]
+            self._unregister(fd)
         for fd, entry in wanted.items():
             old = registered.get(fd)
-            if old == entry:
-                continue
+            if old is not None and old[0] is entry[0] and old[1] == entry[1]:
+                if old[2] is entry[2] or isinstance(entry[2], int):
+                    continue
+                # The same number, another socket: the old one was closed and its number reused
+                # within one turn (epoll forgot it when it was closed).
+                self._unregister(fd)
+                old = None
+            component, events, _obj = entry
             try:
                 if old is None:
-                    self._selector.register(fd, entry[1], entry[0])
+                    self._selector.register(fd, events, component)
                 else:
-                    self._selector.modify(fd, entry[1], entry[0])
-            except (KeyError, ValueError, OSError) as exc:
-                self._failed(entry[0], f"cannot watch descriptor {fd}: {exc}")
+                    self._selector.modify(fd, events, component)
+            except (KeyError, ValueError, OSError):
+                self._failed(component, f"cannot watch descriptor {fd}")
                 continue
             registered[fd] = entry
+
+    def _unregister(self, fd: int) -> None:
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._selector.unregister(fd)
+        self._registered.pop(fd, None)
 
     def _failed(self, component: Component, what: str) -> None:
         if self._errors.allow(self.clock()):

@@ -235,10 +235,10 @@ class SyncManager:
 
     # -- Component ----------------------------------------------------------------------------
 
-    def watch(self) -> Sequence[tuple[int, int]]:
+    def watch(self) -> Sequence[tuple[Any, int]]:
         if self.receiver is None:
             return ()
-        return ((self.receiver.fileno(), selectors.EVENT_READ),)
+        return ((self.receiver.sock, selectors.EVENT_READ),)
 
     def deadline(self) -> float | None:
         """When the master's buffer must go out next (0: full messages wait)."""

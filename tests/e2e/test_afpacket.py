@@ -175,3 +175,61 @@ def test_dr_serves_again_after_refused_sends(tmp_path: Path) -> None:
         assert tcp_exchange(tcp_open(lab, topo.vip), payload) == ("r1", payload)
         status = f.daemon.ctl.status()
         assert status["failures"] == 0 and status["details"]["tx_pending"] == 0, status
+
+
+PYLVSADM = str(Path(__import__("sys").executable).with_name("pylvsadm"))
+
+
+def test_workers_keep_persistence(tmp_path: Path) -> None:
+    """With --workers 2, every connection of a persistent client reaches the worker holding its
+    template. Before, the fanout hash covered the client port, so one client's connections were
+    scheduled by both workers, each with its own template (and, with twos, its own choice)."""
+    with Lab() as lab:
+        topo = build_lvs_lab(lab, 3)
+        shorts = ["r1", "r2", "r3"]
+        clients = [f"192.0.2.{20 + i}" for i in range(8)]
+        try:
+            setup_realservers(lab, topo, "nat", shorts)
+            for short in shorts:
+                start_server(lab, short, "tcp")
+            with lab.inside("c"):
+                for addr in clients:
+                    netcfg.add_address("c0", f"{addr}/24")
+            daemon = start_daemon(lab, tmp_path / "pylvsd.log", "afpacket", "--workers", "2")
+            svc = ServiceSpec(protocol=IPPROTO_TCP, addr=topo.vip, port=PORT, scheduler="twos",
+                              persistent=True, timeout=300)  # fmt: skip
+            daemon.ctl.add_service(svc)
+            for rip in topo.reals:
+                daemon.ctl.add_dest(svc, DestSpec(addr=rip, port=PORT, fwd=int(FWD["nat"])))
+            chosen: dict[str, set[str]] = {}
+            for addr in clients:
+                for _ in range(4):
+                    with lab.inside("c"):
+                        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    sock.settimeout(10)
+                    sock.bind((addr, 0))
+                    sock.connect((topo.vip, PORT))
+                    ident, echoed = tcp_exchange(sock, b"p" * 100)
+                    assert echoed == b"p" * 100
+                    chosen.setdefault(addr, set()).add(ident)
+            assert all(len(servers) == 1 for servers in chosen.values()), chosen
+            templates = [c for c in daemon.ctl.conns() if c.template]
+            assert sorted(t.caddr for t in templates) == sorted(clients)
+        finally:
+            undo_realservers(lab, shorts)
+
+
+def test_what_this_backend_cannot_serve_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """Before, a fwmark service was accepted and never served, and starting a sync daemon with
+    workers printed ipvsadm's generic "Invalid operation" line."""
+    with Lab() as lab:
+        build_lvs_lab(lab, 1)
+        start_daemon(lab, tmp_path / "pylvsd.log", "afpacket", "--workers", "2")
+        done = lab.run("d", [PYLVSADM, "-A", "-f", "1", "-s", "rr"], check=False, text=True)
+        assert done.returncode == 255
+        assert "afpacket backend cannot serve fwmark services" in done.stderr
+        assert lab.run("d", [PYLVSADM, "-S", "-n"], text=True).stdout == ""
+        sync = [PYLVSADM, "--start-daemon", "master", "--mcast-interface", "d-front"]
+        done = lab.run("d", sync, check=False, text=True)
+        assert done.returncode == 255
+        assert "--workers 2" in done.stderr and "connection synchronisation" in done.stderr

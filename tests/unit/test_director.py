@@ -1,0 +1,176 @@
+"""The director and the reconciliation of a configuration with the running table, with a fake
+backend (no host changes) and the routing table faked."""
+
+from __future__ import annotations
+
+import errno
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from pylvs import director as director_module
+from pylvs.core.control import DestSpec, IPVSError, ServiceInfo, ServiceSpec
+from pylvs.core.engine import Engine
+from pylvs.core.service import FwdMethod
+from pylvs.director import Director, RuntimeState, dest_key, reconcile, service_key
+from pylvs.io import netcfg
+from pylvs.io.backend import BackendError
+
+VIP = "203.0.113.10"
+
+
+class FakeBackend:
+    name = "fake"
+    kernel_forwards = True
+
+    def __init__(self) -> None:
+        self.rule_updates: list[list[ServiceInfo]] = []
+        self.prepared: list[int] = []
+        self.fail = False
+        self.refuse_fwmark = False
+
+    def check_service(self, spec: ServiceSpec, op: str) -> None:
+        if self.refuse_fwmark and spec.fwmark:
+            raise IPVSError(errno.EOPNOTSUPP, op, "no fwmark here", limit=True)
+
+    def set_services(self, services: Sequence[ServiceInfo]) -> None:
+        if self.fail:
+            raise BackendError("iptables-restore: invalid")
+        self.rule_updates.append(list(services))
+
+    def prepare_dest(self, addr: int) -> None:
+        self.prepared.append(addr)
+
+    def forget_hops(self) -> None:
+        pass
+
+
+@pytest.fixture
+def routes(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The addresses the fake routing table can reach (anything else: no route)."""
+    reachable = {VIP, "198.51.100.11", "198.51.100.12", "198.51.100.13"}
+
+    def route_get(addr: str) -> netcfg.RouteInfo:
+        if addr not in reachable:
+            raise netcfg.NoRouteError(f"no route to {addr}")
+        return netcfg.RouteInfo(addr, 2, "198.51.100.1", None, 1500, addr == VIP)
+
+    monkeypatch.setattr(director_module.netcfg, "route_get", route_get)
+    return reachable
+
+
+def _director(**kw: Any) -> tuple[Director, FakeBackend, dict[str, Any]]:
+    backend = FakeBackend()
+    sysctls: dict[str, Any] = {}
+
+    def write(key: str, value: Any) -> str:
+        old = str(sysctls.get(key, 0))
+        sysctls[key] = value
+        return old
+
+    d = Director(Engine(random.Random(1)), backend, write_sysctl=write, **kw)  # type: ignore[arg-type]
+    return d, backend, sysctls
+
+
+def _svc(port: int = 80, sched: str = "wrr") -> ServiceSpec:
+    return ServiceSpec(protocol=6, addr=VIP, port=port, scheduler=sched)
+
+
+def _dest(addr: str, weight: int = 1, fwd: FwdMethod = FwdMethod.MASQ) -> DestSpec:
+    return DestSpec(addr=addr, port=80, weight=weight, fwd=int(fwd))
+
+
+def _weights(d: Director) -> dict[str, int]:
+    return {x.addr: x.weight for s in d.services() for x in s.dests}
+
+
+def test_reconcile_adds_then_changes_only_what_differs(routes: set[str]) -> None:
+    d, backend, sysctls = _director()
+    config = [(_svc(), [_dest("198.51.100.11", 3), _dest("198.51.100.12")])]
+    assert reconcile(d, config) == 3
+    assert len(backend.rule_updates) == 1  # one rule update for the whole load
+    assert sysctls == {"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.accept_local": 1}
+    assert reconcile(d, config) == 0  # nothing changed, nothing done
+    config = [(_svc(), [_dest("198.51.100.11", 3), _dest("198.51.100.13", 2)])]
+    assert reconcile(d, config) == 2  # one real server out, one in
+    assert _weights(d) == {"198.51.100.11": 3, "198.51.100.13": 2}
+    assert reconcile(d, [(_svc(sched="rr"), config[0][1])]) == 1  # the scheduler only
+    assert reconcile(d, []) == 1
+    assert d.services() == []
+    assert sysctls["net.ipv4.ip_forward"] == "0"  # restored with the last NAT real server
+
+
+def test_reload_keeps_what_health_checks_decided(routes: set[str]) -> None:
+    """A real server quiesced (or taken out) by a check stays so after a reload that does not
+    change it; the others take the file's new values."""
+    d, _backend, _ = _director()
+    config = [(_svc(), [_dest("198.51.100.11", 3), _dest("198.51.100.12", 1)])]
+    reconcile(d, config)
+    skey = service_key(_svc())
+    d.runtime.weights[(skey, dest_key(_dest("198.51.100.11")))] = 0
+    d.runtime.weights[(skey, dest_key(_dest("198.51.100.12")))] = None
+    reconcile(d, config)
+    assert _weights(d) == {"198.51.100.11": 0}
+    config = [(_svc(), [_dest("198.51.100.11", 5), _dest("198.51.100.12", 1),
+                        _dest("198.51.100.13", 4)])]  # fmt: skip
+    reconcile(d, config)
+    assert _weights(d) == {"198.51.100.11": 0, "198.51.100.13": 4}
+    assert reconcile(d, config, RuntimeState()) == 2  # without the runtime state: as in the file
+    assert _weights(d) == {"198.51.100.11": 5, "198.51.100.12": 1, "198.51.100.13": 4}
+
+
+def test_unroutable_entries_are_accepted_with_no_path(routes: set[str]) -> None:
+    d, _backend, _ = _director()
+    routes.discard(VIP)
+    d.add_service(_svc())  # the kernel accepts it; before, ENETUNREACH
+    d.add_dest(_svc(), _dest("192.0.2.99"))
+    assert d.unroutable == {"192.0.2.99"}
+    assert isinstance(d.engine, Engine)
+    (svc,) = d.engine.services_list
+    assert svc.dests[0].path_mtu == 0  # the engine drops and counts its packets
+    routes.add("192.0.2.99")
+    d.resolve_paths()  # what the route tracker does on an rtnetlink change
+    assert d.unroutable == set() and svc.dests[0].path_mtu == 1500
+
+
+def test_strict_routes_refuse(routes: set[str]) -> None:
+    d, _backend, _ = _director(strict_routes=True)
+    routes.discard(VIP)
+    with pytest.raises(IPVSError) as exc:
+        d.add_service(_svc())
+    assert exc.value.errno == errno.ENETUNREACH and d.services() == []
+
+
+def test_a_failed_rule_update_leaves_no_trace(routes: set[str]) -> None:
+    d, backend, _ = _director()
+    backend.fail = True
+    with pytest.raises(IPVSError) as exc:
+        d.add_service(_svc())
+    assert exc.value.errno == errno.EIO
+    assert d.services() == []
+    backend.fail = False
+    d.add_service(_svc())
+    backend.fail = True
+    with pytest.raises(IPVSError):
+        d.add_dest(_svc(), _dest("198.51.100.11"))
+    assert d.services()[0].dests == []
+    with pytest.raises(IPVSError):
+        d.edit_service(_svc(sched="rr"))
+    assert d.services()[0].scheduler == "wrr"
+
+
+def test_backend_refusals_and_sync_with_workers(routes: set[str]) -> None:
+    d, backend, _ = _director()
+    backend.refuse_fwmark = True
+    with pytest.raises(IPVSError) as exc:
+        d.add_service(ServiceSpec(fwmark=5))
+    assert exc.value.limit and d.services() == []
+    from pylvs.core.control import DaemonSpec
+    from pylvs.io.workers import EngineGroup
+
+    group = Director(EngineGroup(2), backend)  # type: ignore[arg-type]
+    with pytest.raises(IPVSError) as exc:
+        group.start_daemon(DaemonSpec(state="master", mcast_ifn="lo"))
+    assert exc.value.limit and "--workers 2" in exc.value.detail
