@@ -83,8 +83,9 @@ MAX_PENDING = 64 * 1024 * 1024
 # Replies queued before the server stops answering further requests of that client until it
 # reads: a client that only writes cannot make the daemon queue without bound.
 _HOLD = 256 * 1024
-# Clients at once: beyond it new connections wait in the listen backlog.
-MAX_CLIENTS = 256
+# Clients at once: beyond it new connections wait in the listen backlog (pylvsd raises its
+# descriptor limit to make room for them, see pylvs.daemon).
+MAX_CLIENTS = 1024
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 

@@ -25,17 +25,20 @@ The entry point (argument parsing, detaching, logging) is :mod:`pylvs.cli.pylvsd
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import logging.handlers
 import os
 import platform
+import resource
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pylvs import hoststate
-from pylvs.core.control import DestSpec, IPVSError, ServiceSpec, Timeouts
+from pylvs import __version__, hoststate
+from pylvs.core.control import IPVSError
 from pylvs.core.engine import Engine
 from pylvs.ctl import DEFAULT_SOCKET, ControlServer
 from pylvs.director import Director, reconcile
@@ -47,11 +50,27 @@ from pylvs.io.workers import EngineGroup
 from pylvs.loop import Loop, Timer
 from pylvs.routes import RouteTracker
 
+if TYPE_CHECKING:
+    from pylvs.config import Config
+
 __all__ = ["Daemon", "DaemonError", "DaemonOptions", "runtime"]
 
 log = logging.getLogger("pylvs.daemon")
 
 _TICK = 1.0
+
+
+# Descriptors pylvsd wants: the control socket's clients (MAX_CLIENTS) besides the backend's.
+_NOFILE = 4096
+
+
+def _raise_nofile(wanted: int) -> None:
+    """Raise the soft descriptor limit (often 1024) towards ``wanted``, within the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 class DaemonError(Exception):
@@ -77,12 +96,67 @@ def runtime() -> str:
     return f"{platform.python_implementation()} {platform.python_version()}"
 
 
-def _load_config(path: str) -> tuple[list[tuple[ServiceSpec, list[DestSpec]]], Timeouts | None]:
+def _load_config(path: str) -> Config:
     # Imported here: a broken or missing config module must not stop a daemon without a config.
     from pylvs.config import load
 
-    config = load(path)
-    return config.services(), config.timeouts
+    return load(path)
+
+
+def _tell(config: Config) -> None:
+    """Log what ldirectord would say of the file, and what pylvsd does not do of it."""
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    checked = [v for v in config.virtuals if v.checktype not in ("on", "off")]
+    if checked:
+        # Until the health checker runs them, every real server of the file counts as up.
+        log.warning(
+            "HEALTH CHECKS ARE NOT RUN: %d virtual service(s) of %s have checks (%s); every "
+            "real server is treated as up",
+            len(checked),
+            config.source,
+            ", ".join(sorted({v.checktype for v in checked})),
+        )
+
+
+class _LogFile:
+    """ldirectord's ``logfile=``: a file path, or a syslog facility (``local0``); follows
+    reloads."""
+
+    def __init__(self) -> None:
+        self.target: str | None = None
+        self.handler: logging.Handler | None = None
+
+    def apply(self, target: str | None) -> None:
+        if target == self.target:
+            return
+        root = logging.getLogger()
+        if self.handler is not None:
+            root.removeHandler(self.handler)
+            self.handler.close()
+            self.handler = None
+        self.target = target
+        if target is None:
+            return
+        try:
+            handler: logging.Handler
+            if "/" in target:
+                handler = logging.FileHandler(target)
+                handler.setFormatter(
+                    logging.Formatter("[%(asctime)s|pylvsd|%(process)d] %(message)s")
+                )
+            else:
+                facility = logging.handlers.SysLogHandler.facility_names.get(target)
+                if facility is None:
+                    raise ValueError(f"unknown syslog facility {target!r}")
+                handler = logging.handlers.SysLogHandler("/dev/log", facility)
+                handler.setFormatter(logging.Formatter("pylvsd[%(process)d]: %(message)s"))
+        except (OSError, ValueError) as exc:
+            log.error("logfile %s: %s", target, exc)
+            return
+        root.addHandler(handler)
+        self.handler = handler
+        log.info("logging to %s as the configuration's logfile says", target)
 
 
 class Daemon:
@@ -116,11 +190,13 @@ class Daemon:
             remember_sysctls=lambda saved: hoststate.save(options.socket, saved),
         )
         self.control: ControlServer | None = None
+        self.logfile = _LogFile()
         self.running = True
         self._reload = False
 
     def start(self) -> None:
         """Everything that can fail because of the host or the configuration (DaemonError)."""
+        _raise_nofile(_NOFILE)
         for name in self.options.ifaces:
             if not netcfg.link_exists(name):
                 raise DaemonError(f"unknown interface {name!r}")
@@ -157,22 +233,28 @@ class Daemon:
             self.loop.add(component)
         if self.options.config:
             try:
-                services, timeouts = _load_config(self.options.config)
+                config = _load_config(self.options.config)
             except Exception as exc:
                 # ConfigError messages name the file and line already.
                 raise DaemonError(str(exc)) from None
             try:
-                if timeouts is not None:
-                    self.director.set_timeouts(timeouts)
-                reconcile(self.director, services)
+                self._apply(config)
             except IPVSError as exc:
                 raise DaemonError(f"{self.options.config}: {exc}") from None
+
+    def _apply(self, config: Config) -> int:
+        self.logfile.apply(config.logfile)
+        _tell(config)
+        if config.timeouts is not None:
+            self.director.set_timeouts(config.timeouts)
+        return reconcile(self.director, config.services())
 
     def status(self) -> dict[str, Any]:
         components = self.loop.status()
         backend = components.pop(self.backend.name, {})
         return {
             "pid": os.getpid(),
+            "version": __version__,
             "runtime": runtime(),
             **backend,
             "engine": dict(self.engine.counters),
@@ -186,14 +268,12 @@ class Daemon:
             log.info("SIGHUP: no config file, nothing to reload")
             return
         try:
-            services, timeouts = _load_config(path)
-            if timeouts is not None:
-                self.director.set_timeouts(timeouts)
-            ops = reconcile(self.director, services)
+            config = _load_config(path)
+            ops = self._apply(config)
         except Exception as exc:
             log.error("reload of %s failed, keeping the running configuration: %s", path, exc)
             return
-        log.info("reloaded %s: %d virtual services, %d changes", path, len(services), ops)
+        log.info("reloaded %s: %d virtual services, %d changes", path, len(config.virtuals), ops)
 
     def _signal(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:

@@ -65,6 +65,10 @@ log = logging.getLogger("pylvs.director")
 #   (fib_validate_source) without it.
 NAT_SYSCTLS = (("net.ipv4.ip_forward", 1), ("net.ipv4.conf.all.accept_local", 1))
 
+# Real servers whose next hop a batch resolves ahead of their first packet; the others are
+# resolved by their first packet (resolving thousands of neighbours at once floods the LAN).
+_PREPARE_MAX = 256
+
 ServiceKey = tuple[int, int, int, str, int]
 DestKey = tuple[int, str, int]
 
@@ -120,6 +124,8 @@ class Director:
         self._saved_sysctls: dict[str, str] = {}
         self._batch_depth = 0
         self._rules_stale = False
+        # Real servers added in a batch whose path is resolved at its end (address -> method).
+        self._pending_paths: dict[str, int] = {}
         self._warned: set[str] = set()
         # Real servers with no route right now (their packets are dropped and counted).
         self.unroutable: set[str] = set()
@@ -147,11 +153,17 @@ class Director:
         """Apply the rules once, at the end of a block of operations (a configuration load)."""
         self._batch_depth += 1
         try:
-            yield
+            if isinstance(self.engine, Engine):
+                with self.engine.bulk():
+                    yield
+            else:
+                yield
         finally:
             self._batch_depth -= 1
-            if self._batch_depth == 0 and self._rules_stale:
-                self._apply_rules("apply")
+            if self._batch_depth == 0:
+                self._resolve_pending()
+                if self._rules_stale:
+                    self._apply_rules("apply")
 
     def _rules_changed(self, op: str) -> None:
         self._rules_stale = True
@@ -244,30 +256,46 @@ class Director:
             return
 
     def resolve_path(self, addr: str, fwd: int) -> None:
-        """Record route source, MTU (0: no route) towards one IPv4 real server in the engine."""
+        """Record route source and MTU (0: no route) towards one IPv4 real server."""
+        try:
+            route: netcfg.RouteInfo | None = netcfg.route_get(addr)
+        except Exception:  # pyroute2 errors are not all OSErrors; a lookup must not fail
+            route = None
+        path = self._path(addr, fwd, route)
+        if path is not None:
+            self.engine.set_path(*path)
+
+    def _resolve_all(self, addrs: dict[str, int]) -> None:
+        """:meth:`resolve_path` for many real servers: one netlink socket, one engine call."""
+        try:
+            routes = netcfg.routes_get(addrs)
+        except Exception:
+            routes = {}
+        paths = [self._path(a, fwd, routes.get(a)) for a, fwd in addrs.items()]
+        found = [p for p in paths if p is not None]
+        if found:
+            self.engine.set_paths(found)
+
+    def _path(
+        self, addr: str, fwd: int, route: netcfg.RouteInfo | None
+    ) -> tuple[int, int, int, int] | None:
+        """(af, address, route source, MTU) towards one IPv4 real server, MTU 0 when there is
+        no route (or the address is the director's own); None for what is no IPv4 address."""
         try:
             _af, daddr = addr_from_text(addr)
         except ValueError:
-            return
-        try:
-            route = netcfg.route_get(addr)
-            if route.local:
-                raise netcfg.NoRouteError(f"{addr} is a local address")
-        except Exception as exc:  # pyroute2 errors are not all OSErrors; a lookup must not fail
+            return None
+        if route is None or route.local:
             if addr not in self.unroutable:
                 self.unroutable.add(addr)
                 log.warning(
-                    "real server %s: no route (%s); its packets are dropped until one appears",
-                    addr,
-                    exc,
+                    "real server %s: no route; its packets are dropped until one appears", addr
                 )
-            self.engine.set_path(AF_INET, daddr, 0, 0)
-            return
+            return (AF_INET, daddr, 0, 0)
         if addr in self.unroutable:
             self.unroutable.discard(addr)
             log.info("real server %s: route via %s", addr, route.gateway or "the link")
         _af, src = addr_from_text(route.src) if route.src else (AF_INET, 0)
-        self.engine.set_path(AF_INET, daddr, src, route.mtu)
         if fwd == FwdMethod.ROUTE and route.gateway:
             self._warn_once(
                 f"gw {addr}",
@@ -275,6 +303,7 @@ class Director:
                 addr,
                 route.gateway,
             )
+        return (AF_INET, daddr, src, route.mtu)
 
     def resolve_paths(self) -> None:
         """Resolve every IPv4 real server again (routes or addresses changed)."""
@@ -283,8 +312,7 @@ class Director:
             for d in svc.dests:
                 if d.af == AF_INET:
                     seen.setdefault(d.addr, d.fwd)
-        for addr, fwd in seen.items():
-            self.resolve_path(addr, fwd)
+        self._resolve_all(seen)
         self.unroutable &= set(seen)
 
     # -- ControlAPI with side effects --------------------------------------------------------
@@ -336,8 +364,18 @@ class Director:
     def _after_dest(self, dest: DestSpec) -> None:
         if dest.af != AF_INET:
             return
+        if self._batch_depth:
+            # Resolved once per address at the end of the batch.
+            self._pending_paths.setdefault(_norm(dest.addr), dest.fwd)
+            return
         self.resolve_path(dest.addr, dest.fwd)
         self.backend.prepare_dest(addr_from_text(dest.addr)[1])
+
+    def _resolve_pending(self) -> None:
+        pending, self._pending_paths = self._pending_paths, {}
+        self._resolve_all(pending)
+        for addr in list(pending)[:_PREPARE_MAX]:
+            self.backend.prepare_dest(addr_from_text(addr)[1])
 
     def del_dest(self, svc: ServiceSpec, dest: DestSpec) -> None:
         self.engine.del_dest(svc, dest)

@@ -54,6 +54,7 @@ class RealServerState:
     sysctls: dict[str, str] = field(default_factory=dict)
     old_gateway: str | None = None
     route_set: bool = False
+    lo_raised: bool = False
     tunl0_used: bool = False
 
 
@@ -105,6 +106,10 @@ def setup(vip: str, mode: str, director: str | None = None) -> RealServerState:
     state = RealServerState(vip=str(ip), mode=mode, director=director)
     try:
         if mode in ("dr", "tun"):
+            if not netcfg.link_is_up("lo"):
+                # A fresh namespace has lo down: the VIP on it would accept nothing.
+                netcfg.set_link_up("lo")
+                state.lo_raised = True
             state.address_added = netcfg.add_address("lo", f"{ip}/32")
             for conf in ("all", "lo"):
                 _set(state, f"net/ipv4/conf/{conf}/arp_ignore", 1)
@@ -146,6 +151,9 @@ def _revert(state: RealServerState) -> None:
             netcfg.write_sysctl(key, old)
     if state.address_added:
         netcfg.del_address("lo", f"{state.vip}/32")
+    if state.lo_raised:
+        with contextlib.suppress(netcfg.NetcfgError, OSError):
+            netcfg.set_link_down("lo")
 
 
 def undo() -> RealServerState | None:
@@ -156,3 +164,14 @@ def undo() -> RealServerState | None:
     _revert(state)
     os.unlink(state_path())
     return state
+
+
+def describe(state: RealServerState) -> str:
+    """One line saying what :func:`setup` changed (``pylvs realserver`` prints it)."""
+    if state.mode == "nat":
+        return f"nat real server: default route via {state.director}"
+    done = [f"{state.vip}/32 on lo" + (" (lo brought up)" if state.lo_raised else "")]
+    done.append("arp_ignore=1 arp_announce=2 on all and lo, rp_filter=0")
+    if state.tunl0_used:
+        done.append("tunl0 up")
+    return f"{state.mode} real server: " + ", ".join(done)

@@ -9,6 +9,7 @@ forwarding method) a packet-rate sweep (:mod:`pylvs.bench.pps`); then HTTP conne
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import subprocess
@@ -130,7 +131,17 @@ def _targets(quick: bool) -> list[PylvsTarget]:
     return targets
 
 
+def _reason(exc: BaseException) -> str:
+    """One line saying why a step failed."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
 def run(out: Path, quick: bool, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every step runs even if an earlier one failed; a failed step is reported in one line and
+    recorded under ``failed`` (its figures are missing from the tables)."""
+    # nginx and haproxy are given these paths and resolve relative ones against their own prefix.
+    out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     rates = QUICK_RATES if quick else FULL_RATES
     seconds = 1.5 if quick else 2.5
@@ -144,49 +155,96 @@ def run(out: Path, quick: bool, progress: Callable[[str], None] = print) -> dict
         "step_seconds": seconds,
         "pps": {},
         "http": {},
+        "failed": {},
     }
+
+    def step(kind: str, name: str, measure: Callable[[], Any]) -> None:
+        try:
+            results[kind][name] = measure()
+        except Exception as exc:
+            results["failed"][f"{kind} {name}"] = reason = _reason(exc)
+            progress(f"  {name}: failed: {reason}")
+
     with BenchLab() as lab:
         lab.build()
         config = trafgen_config(lab, out / "trafgen.cfg")
         progress("== kernel forwarding")
-        kernel = sweep(lab, config, rates, seconds, progress=progress)
-        results["pps"]["kernel forward"] = kernel.summary()
+        step(
+            "pps",
+            "kernel forward",
+            lambda: sweep(lab, config, rates, seconds, progress=progress).summary(),
+        )
         progress("== nftables DNAT (numgen)")
-        with _nft_dnat(lab):
-            nft = sweep(lab, config, rates, seconds, progress=progress)
-        results["pps"]["nft dnat"] = nft.summary()
+
+        def nft() -> dict[str, Any]:
+            with _nft_dnat(lab):
+                return sweep(lab, config, rates, seconds, progress=progress).summary()
+
+        step("pps", "nft dnat", nft)
         for target in _targets(quick):
             progress(f"== {target.name}")
-            daemon = _Daemon(lab, target, out / f"pylvsd-{target.backend}-{target.method}.log")
-            try:
-                res = sweep(lab, config, rates, seconds, daemon.current_pids, progress)
-                summary = res.summary()
-                summary["status"] = {k: v for k, v in daemon.ctl.status().items() if k != "engine"}
-                results["pps"][target.name] = summary
-                if target.workers == 1 and target.method in ("dr", "nat"):
-                    progress("  http")
-                    nginx = start_nginx(lab, out / "nginx")
-                    try:
-                        results["http"][target.name] = wrk(lab, lab.topo.vip, http_seconds)
-                    finally:
-                        lab.stop(nginx)
-                    progress(f"  {results['http'][target.name]}")
-            finally:
-                daemon.close()
+            step(
+                "pps",
+                target.name,
+                functools.partial(
+                    _pylvs_target, lab, target, out, results, config, rates, seconds,
+                    http_seconds, progress,
+                ),
+            )  # fmt: skip
         progress("== haproxy (tcp mode)")
-        nginx = start_nginx(lab, out / "nginx")
-        haproxy = start_haproxy(lab, out)
-        try:
-            results["http"]["haproxy tcp"] = wrk(lab, lab.topo.director_front, http_seconds)
-        finally:
-            lab.stop(haproxy)
-            lab.stop(nginx)
-        progress(f"  {results['http']['haproxy tcp']}")
+        step("http", "haproxy tcp", lambda: _haproxy(lab, out, http_seconds))
+        if "haproxy tcp" in results["http"]:
+            progress(f"  {results['http']['haproxy tcp']}")
     results["duration_s"] = round(time.time() - started)
     results["goals"] = report.goals(results)
     (out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     report.chart(results, out / "bench.png")
     return results
+
+
+def _pylvs_target(
+    lab: BenchLab,
+    target: PylvsTarget,
+    out: Path,
+    results: dict[str, Any],
+    config: Path,
+    rates: list[int],
+    seconds: float,
+    http_seconds: float,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    daemon = _Daemon(lab, target, out / f"pylvsd-{target.backend}-{target.method}.log")
+    try:
+        res = sweep(lab, config, rates, seconds, daemon.current_pids, progress)
+        summary = res.summary()
+        summary["status"] = {k: v for k, v in daemon.ctl.status().items() if k != "engine"}
+        if target.workers == 1 and target.method in ("dr", "nat"):
+            progress("  http")
+            nginx = start_nginx(lab, out / "nginx")
+            try:
+                results["http"][target.name] = wrk(lab, lab.topo.vip, http_seconds)
+            except Exception as exc:
+                results["failed"][f"http {target.name}"] = reason = _reason(exc)
+                progress(f"  http: failed: {reason}")
+            finally:
+                lab.stop(nginx)
+            if target.name in results["http"]:
+                progress(f"  {results['http'][target.name]}")
+        return summary
+    finally:
+        daemon.close()
+
+
+def _haproxy(lab: BenchLab, out: Path, http_seconds: float) -> dict[str, Any]:
+    nginx = start_nginx(lab, out / "nginx")
+    try:
+        haproxy = start_haproxy(lab, out)
+        try:
+            return wrk(lab, lab.topo.director_front, http_seconds)
+        finally:
+            lab.stop(haproxy)
+    finally:
+        lab.stop(nginx)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -199,7 +257,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def main(args: argparse.Namespace) -> int:
-    results = run(args.out, args.quick)
+    try:
+        results = run(args.out, args.quick)
+    except Exception as exc:  # the lab itself could not be built: nothing was measured
+        print(f"pylvs bench: {_reason(exc)}", file=sys.stderr)
+        return 1
     print(report.table(results))
+    for step, reason in results["failed"].items():
+        print(f"failed: {step}: {reason}")
     print(f"wrote {args.out / 'bench.json'} and {args.out / 'bench.png'}")
-    return 0
+    return 1 if results["failed"] else 0

@@ -384,12 +384,23 @@ class _Popt:
 _STRTOL_RE = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)\Z")
 
 
+def _c_int(text: str, base: int = 10) -> int:
+    """``int(text, base)`` for a digit string of any length, as C's strtol/strtoul read it: a
+    value of more than 40 significant digits is out of every range (strtol's ERANGE), so it
+    saturates at 2**130 instead of meeting int()'s 4,300-digit limit."""
+    sign = -1 if text.startswith("-") else 1
+    body = text.lstrip("+-").lstrip("0") or "0"
+    if len(body) > 40:
+        return sign << 130
+    return sign * int(body, base)
+
+
 def string_to_number(text: str, low: int, high: int) -> int:
     """``string_to_number()``: a whole strtol() base-10 parse within [low, high], else -1."""
     m = _STRTOL_RE.match(text)
     if m is None:
         return -1
-    number = int(m.group(1))
+    number = _c_int(m.group(1))
     return number if low <= number <= high else -1
 
 
@@ -404,7 +415,7 @@ def parse_timeout(text: str | None, low: int, high: int) -> int:
 
 def parse_fwmark(text: str) -> int:
     m = _STRTOL_RE.match(text)
-    value = int(m.group(1)) if m else 0
+    value = _c_int(m.group(1)) if m else 0
     if m is None or value <= 0 or value > UINT_MAX:
         raise fail(2, f"invalid fwmark value `{text}' specified")
     return value
@@ -413,11 +424,11 @@ def parse_fwmark(text: str) -> int:
 def _strtoul_part(text: str) -> int | None:
     """One part of an inet_aton() address, read as C's strtoul base 0: 0x hex, 0 octal, decimal."""
     if re.fullmatch(r"0[xX][0-9a-fA-F]+", text):
-        return int(text[2:], 16)
+        return _c_int(text[2:], 16)
     if re.fullmatch(r"0[0-7]*", text):
-        return int(text, 8)
+        return _c_int(text, 8)
     if re.fullmatch(r"[1-9][0-9]*", text):
-        return int(text)
+        return _c_int(text)
     return None
 
 
@@ -448,7 +459,7 @@ def host_to_addr(name: str) -> int | None:
     """``host_to_addr()``: ``gethostbyname`` (IPv4 only), None when it does not resolve."""
     try:
         return int(ipaddress.IPv4Address(socket.gethostbyname(name)))
-    except (OSError, UnicodeError, ValueError):
+    except (OSError, ValueError, TypeError):  # UnicodeError is a ValueError
         return None
 
 
@@ -458,14 +469,14 @@ def service_to_port(name: str, protocol: int) -> int:
         return -1
     try:
         return socket.getservbyname(name, proto)
-    except (OSError, UnicodeError):
+    except (OSError, ValueError, TypeError):
         return -1
 
 
 def _inet_pton6(text: str) -> int | None:
     try:
         return int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         return None
 
 
@@ -542,7 +553,7 @@ def parse_netmask(text: str) -> int | None:
 
 def _atoi(text: str) -> int:
     m = re.match(r"[ \t\n\v\f\r]*([+-]?[0-9]+)", text)
-    return int(m.group(1)) if m else 0
+    return _c_int(m.group(1)) if m else 0
 
 
 def parse_sched_flags(sched: str, arg: str) -> int:
@@ -856,7 +867,7 @@ def _parse_mcast_group(text: str) -> str:
         return str(ipaddress.IPv6Address(value))
     try:
         packed = socket.inet_pton(socket.AF_INET, text)
-    except OSError:
+    except (OSError, ValueError, TypeError):
         raise fail(2, f"invalid IPv4 mcast-group `{text}'") from None
     addr = ipaddress.IPv4Address(packed)
     if not addr.is_multicast:

@@ -133,7 +133,13 @@ def _cmd_exec(args: argparse.Namespace) -> int:
 
 def _cmd_http(args: argparse.Namespace) -> int:
     _state, scenario = runner.running_scenario(args.prefix)
-    names = args.clients or [n.name for n in scenario.by_role("client")]
+    clients = [n.name for n in scenario.by_role("client")]
+    for name in args.clients or ():
+        if name not in clients:
+            raise runner.LabError(
+                f"{name!r} is not a client node of {scenario.name} (clients: {', '.join(clients)})"
+            )
+    names = args.clients or clients
     namespaces = [runner.node_netns(args.prefix, name) for name in names]
     result = client.http_load(namespaces, scenario.vip, args.port, args.count)
     print(show.load_text(result, f"http://{scenario.vip}:{args.port}/"))
@@ -155,6 +161,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.dot:
         print(show.to_dot(scenario), end="")
         return 0
+    if args.output is not None:
+        show.picture_format(args.output)  # a file name it cannot write fails before any output
     print(show.topology_text(scenario))
     if args.output is not None:
         show.render(scenario, args.output)

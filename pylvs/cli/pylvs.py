@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-from pylvs import realserver
+from pylvs import __version__, realserver
 from pylvs.cli import aliases
 from pylvs.cli.bench import add_bench
 from pylvs.cli.lab import add_lab
@@ -62,6 +62,7 @@ def _cmd_realserver(args: argparse.Namespace) -> int:
         print(f"pylvs realserver: {exc} (must be run as root)", file=sys.stderr)
         return 1
     if not realserver.needs_decapsulator(state):
+        print(f"pylvs realserver: {realserver.describe(state)}; --undo reverts it")
         return 0
     decap = IpipDecapsulator(args.tun_name)
     try:
@@ -77,7 +78,11 @@ def _cmd_realserver(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     # Readiness line: tests and scripts wait for it before sending traffic.
-    print(f"pylvs realserver: decapsulating IPIP for {state.vip} on {args.tun_name}", flush=True)
+    print(
+        f"pylvs realserver: {realserver.describe(state)}; decapsulating IPIP for {state.vip} on "
+        f"{args.tun_name} until stopped",
+        flush=True,
+    )
     try:
         decap.run()
     finally:
@@ -96,6 +101,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pylvs", description="pylvs helper tool")
+    parser.add_argument("--version", action="version", version=f"pylvs {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in _COMMANDS:
         add(sub)

@@ -324,8 +324,9 @@ class _Session:
 
 def restore_tokens(line: str) -> list[str]:
     """One ``-R`` line as argv words: split on blanks as ``config_stream_read`` does, dropping every
-    ``ipvsadm`` (and ``pylvsadm``) word and anything from a ``#`` on."""
-    line = line.split("#", 1)[0]
+    ``ipvsadm`` (and ``pylvsadm``) word and anything from a ``#`` on. A NUL byte ends the line,
+    as it ends the C string ipvsadm reads it into."""
+    line = line.split("\0", 1)[0].split("#", 1)[0]
     return [t for t in re.split(r"[ \t\n\r]+", line) if t and t not in ("ipvsadm", "pylvsadm")]
 
 
@@ -425,6 +426,9 @@ def main(
     """Run one ipvsadm command line (``argv`` without the program name); return the exit code."""
     if argv is None:
         argv = sys.argv[1:]
+    # An argument is a C string for ipvsadm: it ends at a NUL (only a caller of main() can pass
+    # one; exec cannot).
+    argv = [arg.split("\0", 1)[0] for arg in argv]
     program = prog if prog is not None else os.path.basename(sys.argv[0] or "pylvsadm")
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr

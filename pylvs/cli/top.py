@@ -4,16 +4,21 @@ It polls the control socket of the pylvsd of this network namespace (or of ``--n
 shows, per service and real server, the weight, active and inactive connections and the rate
 estimator's CPS, PPS and BPS (``ipvsadm -Ln --rate`` in one screen, refreshed), plus a log of the
 changes between two polls: services and real servers added or removed, weights changed (weight 0:
-quiesced), schedulers changed. ``--once`` prints one frame and exits.
+quiesced), schedulers changed. ``--once`` prints one frame and exits; ``q`` (or Ctrl-C) quits the
+live view. ``--netns`` takes a namespace name, or a lab node's name (``director1``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import select
 import sys
+import termios
 import time
+import tty
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -157,11 +162,27 @@ def add_top(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "active/inactive connections, CPS, PPS and BPS, and the changes as they happen."
         ),
     )
-    p.add_argument("--netns", metavar="NAME", help="the network namespace of the pylvsd to watch")
+    p.add_argument(
+        "--netns",
+        metavar="NAME",
+        help="the network namespace of the pylvsd to watch (or a lab node: director1)",
+    )
     p.add_argument("--socket", default=DEFAULT_SOCKET, help="control socket name (default pylvsd)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
     p.add_argument("--once", action="store_true", help="print one frame and exit")
     p.set_defaults(func=_cmd_top)
+
+
+def resolve_netns(netns: str | None) -> str | None:
+    """A namespace name, or the name of a lab node (``director1``) as ``pylvs lab exec`` takes
+    it: the lab's prefix (``$PYLVS_LAB_PREFIX``, default ``lvs-``) is added when that is what
+    exists."""
+    if netns is None or netcfg.netns_exists(netns):
+        return netns
+    from pylvs.lab.state import default_prefix
+
+    in_lab = default_prefix() + netns
+    return in_lab if netcfg.netns_exists(in_lab) else netns
 
 
 def _connect(netns: str | None, name: str) -> ControlClient:
@@ -170,15 +191,44 @@ def _connect(netns: str | None, name: str) -> ControlClient:
         return ControlClient(name, timeout=5.0)
 
 
-def _title(netns: str | None, status: dict[str, object]) -> str:
+def _wait_for_quit(seconds: float) -> bool:
+    """Sleep ``seconds``; True if ``q`` was typed meanwhile (stdin a terminal in cbreak mode)."""
+    if not sys.stdin.isatty():
+        time.sleep(seconds)
+        return False
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _w, _x = select.select([sys.stdin], [], [], left)
+        if ready and sys.stdin.read(1) in ("q", "Q"):
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def _keys() -> Iterator[None]:
+    """Single keys reach the program (cbreak mode) while the live view runs."""
+    if not sys.stdin.isatty():
+        yield
+        return
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _title(netns: str | None, status: dict[str, object], live: bool = False) -> str:
     where = f"netns {netns}" if netns else "this namespace"
     return (
         f"pylvsd pid {status.get('pid')} ({where}), backend {status.get('backend')}, "
-        f"{time.strftime('%H:%M:%S')}"
+        f"{time.strftime('%H:%M:%S')}" + ("  (q quits)" if live else "")
     )
 
 
 def _cmd_top(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    args.netns = resolve_netns(args.netns)
     try:
         ctl = _connect(args.netns, args.socket)
     except (OSError, netcfg.NetcfgError) as exc:
@@ -196,15 +246,18 @@ def _cmd_top(args: argparse.Namespace, out: TextIO | None = None) -> int:
             console.print(build_view(services, [], _title(args.netns, ctl.status())))
             return 0
         try:
-            with Live(console=console, auto_refresh=False) as live:
+            with _keys(), Live(console=console, auto_refresh=False) as live:
                 while True:
                     cur = snapshot(services)
                     stamp = time.strftime("%H:%M:%S")
                     events.extend(f"{stamp} {e}" for e in diff(prev, cur))
                     prev = cur
-                    view = build_view(services, list(events), _title(args.netns, ctl.status()))
+                    view = build_view(
+                        services, list(events), _title(args.netns, ctl.status(), True)
+                    )
                     live.update(view, refresh=True)
-                    time.sleep(args.interval)
+                    if _wait_for_quit(args.interval):
+                        return 0
                     services = ctl.services()
         except KeyboardInterrupt:
             return 0

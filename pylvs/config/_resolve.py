@@ -25,6 +25,7 @@ __all__ = [
     "FORWARD_NAMES",
     "INT_MAX",
     "MAX_RANGE",
+    "MAX_REALS",
     "MAX_TIMEOUT",
     "SCHED_FLAG_NAMES",
     "Fail",
@@ -37,6 +38,7 @@ __all__ = [
     "local_hostname",
     "netmask_prefix",
     "parse_int",
+    "range_size",
     "resolve_host",
     "resolve_port",
     "sched_flags",
@@ -51,6 +53,9 @@ INT_MAX = 2**31 - 1
 MAX_TIMEOUT = 86400 * 31
 # A real-server range expands to one dest per address; bound it so a typo cannot exhaust memory.
 MAX_RANGE = 65536
+# Real servers in one configuration file, all ranges together: a file of many large ranges must
+# not exhaust the director's memory at start or on SIGHUP.
+MAX_REALS = 65536
 
 # ldirectord forwarding names, plus ipvsadm's for the native format.
 FORWARD_NAMES: dict[str, int] = {
@@ -116,13 +121,19 @@ def resolve_port(name: str, protocol: str) -> int | None:
         return None
 
 
+def range_size(first: str, last: str) -> int:
+    """How many IPv4 addresses ``first->last`` names (0 or less when first > last): checked
+    before :func:`expand_range`, so a range of millions costs nothing to refuse."""
+    return int(ipaddress.IPv4Address(last)) - int(ipaddress.IPv4Address(first)) + 1
+
+
 def expand_range(first: str, last: str) -> list[str] | None:
-    """Every IPv4 address from first to last inclusive, or None if first > last."""
-    lo = int(ipaddress.IPv4Address(first))
-    hi = int(ipaddress.IPv4Address(last))
-    if lo > hi:
+    """Every IPv4 address from first to last inclusive, or None if first > last or the range
+    has more than MAX_RANGE addresses."""
+    if not 0 < range_size(first, last) <= MAX_RANGE:
         return None
-    return [str(ipaddress.IPv4Address(n)) for n in range(lo, hi + 1)]
+    lo = int(ipaddress.IPv4Address(first))
+    return [str(ipaddress.IPv4Address(lo + n)) for n in range(range_size(first, last))]
 
 
 def netmask_prefix(text: str, af: int) -> int | None:
@@ -204,19 +215,21 @@ def finish_virtual(v: VirtualConfig, o: Overrides, cfg: Config, fail: Fail) -> N
     spec = v.spec
     # checktimeout and negotiatetimeout are each other's defaults (ld_setup): virtual, the other
     # virtual value, the global, the other global, the built-in value.
-    v.checktimeout = _first(
-        o.checktimeout, o.negotiatetimeout, cfg.checktimeout, cfg.negotiatetimeout
-    ) or DEFAULT_CHECKTIMEOUT
-    v.negotiatetimeout = _first(
-        o.negotiatetimeout, o.checktimeout, cfg.negotiatetimeout, cfg.checktimeout
-    ) or DEFAULT_NEGOTIATETIMEOUT
+    v.checktimeout = (
+        _first(o.checktimeout, o.negotiatetimeout, cfg.checktimeout, cfg.negotiatetimeout)
+        or DEFAULT_CHECKTIMEOUT
+    )
+    v.negotiatetimeout = (
+        _first(o.negotiatetimeout, o.checktimeout, cfg.negotiatetimeout, cfg.checktimeout)
+        or DEFAULT_NEGOTIATETIMEOUT
+    )
     v.checkcount = _first(o.checkcount, cfg.checkcount) or 1
     v.failurecount = _first(o.failurecount, cfg.failurecount) or 1
     # A per-virtual checkinterval is honoured only by forked children (fork=yes).
     if o.checkinterval is not None and not cfg.fork:
         cfg.warnings.append(f"checkinterval in virtual service {v.ident()} ignored when fork=no")
-    v.checkinterval = o.checkinterval if (o.checkinterval is not None and cfg.fork) else (
-        cfg.checkinterval
+    v.checkinterval = (
+        o.checkinterval if (o.checkinterval is not None and cfg.fork) else (cfg.checkinterval)
     )
     v.quiescent = o.quiescent if o.quiescent is not None else cfg.quiescent
     v.cleanstop = o.cleanstop if o.cleanstop is not None else cfg.cleanstop

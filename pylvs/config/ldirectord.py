@@ -30,6 +30,7 @@ from pylvs.core.service import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP
 from ._resolve import (
     FORWARD_NAMES,
     MAX_RANGE,
+    MAX_REALS,
     MAX_TIMEOUT,
     HostResolver,
     Overrides,
@@ -39,6 +40,7 @@ from ._resolve import (
     finish_virtual,
     netmask_prefix,
     parse_int,
+    range_size,
     resolve_host,
     resolve_port,
     sched_flags,
@@ -102,9 +104,7 @@ def _unquote(value: str) -> str:
 
 
 class _Parser:
-    def __init__(
-        self, text: str, filename: str, host: HostResolver, port: PortResolver
-    ) -> None:
+    def __init__(self, text: str, filename: str, host: HostResolver, port: PortResolver) -> None:
         # Perl reads lines ending in "\n"; "\r" of DOS files is whitespace to its regexes.
         self.lines = [line.rstrip("\r") for line in text.split("\n")]
         self.filename = filename
@@ -112,6 +112,7 @@ class _Parser:
         self.resolve_port = port
         self.cfg = Config(source=filename)
         self.seen: dict[str, int] = {}
+        self.reals = 0  # real servers so far, ranges expanded (MAX_REALS)
 
     def fail(self, line: int, problem: str) -> NoReturn:
         raise ConfigError(self.filename, line, problem)
@@ -331,9 +332,7 @@ class _Parser:
                 self.fail(vline, "invalid firewall mark for virtual server")
             fwmark = mark
         elif m6 and af == AF_INET:
-            self.fail(
-                vline, 'cannot specify an IPv6 address here. please use "virtual6" instead.'
-            )
+            self.fail(vline, 'cannot specify an IPv6 address here. please use "virtual6" instead.')
         elif m6:
             host, port_text = f"[{m6.group(1)}]", m6.group(2)
         else:
@@ -481,9 +480,7 @@ class _Parser:
                     self.fail(line, f'cannot specify "{key}" here.  please use "{want}" instead')
                 o.fallback = self.fallback(line, value, af, "")
             elif key == "fallbackcommand":
-                o.fallbackcommand = self.nonempty(
-                    line, _unquote(value), "invalid fallback command"
-                )
+                o.fallbackcommand = self.nonempty(line, _unquote(value), "invalid fallback command")
             elif key in ("quiescent", "cleanstop"):
                 flag = self.yes_no(line, value, key)
                 if key == "quiescent":
@@ -571,16 +568,19 @@ class _Parser:
                 )
             if af == AF_INET6:
                 self.fail(line, "Address range for IPv6 is not supported yet")
-            expanded = expand_range(addr, end)
-            if expanded is None:
+            size = range_size(addr, end)
+            if size <= 0:
                 self.fail(
                     line,
                     f"Invalid Range: {addr}->{end}: the first address must not be greater "
                     "than the second",
                 )
-            if len(expanded) > MAX_RANGE:
+            if size > MAX_RANGE:
                 self.fail(line, f"Invalid Range: {addr}->{end}: more than {MAX_RANGE} addresses")
-            addrs = expanded
+            addrs = expand_range(addr, end) or []
+        self.reals += len(addrs)
+        if self.reals > MAX_REALS:
+            self.fail(line, f"more than {MAX_REALS} real servers in the file")
 
         words = flags.split(None, 1)
         if not words or words[0] not in ("gate", "masq", "ipip"):

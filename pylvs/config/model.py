@@ -197,7 +197,9 @@ class Config:
     fallback: FallbackConfig | None = None
     fallback6: FallbackConfig | None = None
     fallbackcommand: str | None = None
-    logfile: str = "/var/log/ldirectord.log"
+    # None: not set in the file (ldirectord would log to /var/log/ldirectord.log; pylvsd keeps its
+    # own logging then). A path, or a syslog facility such as "local0".
+    logfile: str | None = None
     execute: list[str] = field(default_factory=list)
     fork: bool = False
     supervised: bool = False

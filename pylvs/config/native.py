@@ -33,12 +33,14 @@ from ._resolve import (
     FORWARD_NAMES,
     INT_MAX,
     MAX_RANGE,
+    MAX_REALS,
     MAX_TIMEOUT,
     Overrides,
     dest_port,
     expand_range,
     finish_virtual,
     netmask_prefix,
+    range_size,
     resolve_host,
     sched_flags,
 )
@@ -126,7 +128,7 @@ class _Lines:
             if m:
                 name = m.group(1)
                 if name.startswith("virtual.") and virtual >= 0:
-                    section = f"virtual[{virtual}].{name[len('virtual.'):]}"
+                    section = f"virtual[{virtual}].{name[len('virtual.') :]}"
                 else:
                     section = name
                 self.headers.setdefault(section, number)
@@ -155,6 +157,7 @@ class _Builder:
         self.lines = _Lines(text)
         self.data = data
         self.cfg = Config(source=filename)
+        self.reals = 0  # real servers so far, ranges expanded (MAX_REALS)
 
     def fail(self, section: str, key: str | None, problem: str) -> NoReturn:
         raise ConfigError(self.filename, self.lines.find(section, key), problem)
@@ -204,9 +207,7 @@ class _Builder:
         if isinstance(value, str):
             return [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(
-                section, key, f"{section}.{key} must be a string or an array of strings"
-            )
+            self.fail(section, key, f"{section}.{key} must be a string or an array of strings")
         return list(value)
 
     def subtable(self, section: str, table: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -297,8 +298,9 @@ class _Builder:
         name = self.string(sec, table, "forward") or default
         if name not in FORWARD_NAMES:
             self.fail(
-                sec, "forward", f'{sec}.forward must be gate, masq or ipip (or route, tunnel), '
-                f'not "{name}"'
+                sec,
+                "forward",
+                f'{sec}.forward must be gate, masq or ipip (or route, tunnel), not "{name}"',
             )
         return FORWARD_NAMES[name]
 
@@ -393,7 +395,9 @@ class _Builder:
         if pe is not None:
             if not re.fullmatch(r"[a-z]+", pe):
                 self.fail(sec, "pe", f'{sec}.pe "{pe}" is not a persistence engine name')
-            spec.pe_name = pe
+            # IPVS has one (sip, ip_vs_pe_sip); pylvs has none yet, and the engine would refuse
+            # the service when the file is applied: say so here, with the line.
+            self.fail(sec, "pe", f'{sec}.pe "{pe}": persistence engines are not supported')
 
         o = self.checks(sec, t, v)
         reals = t.get("real", [])
@@ -419,8 +423,9 @@ class _Builder:
                 v.checktype = checktype
             else:
                 self.fail(
-                    sec, "checktype", f"{sec}.checktype must be one of "
-                    f"{', '.join(_CHECKTYPES)} or a number"
+                    sec,
+                    "checktype",
+                    f"{sec}.checktype must be one of {', '.join(_CHECKTYPES)} or a number",
                 )
         service = self.string(sec, t, "service")
         if service is not None and service not in SERVICES:
@@ -473,15 +478,22 @@ class _Builder:
         first, arrow, last = name.partition("->")
         af, addr = self.address(sec, {"address": first.strip()}, spec.af)
         # A dest of another family than its service needs a tunnel (IPVS mixed-family support).
-        if af != spec.af and fwd != FwdMethod.TUNNEL:
-            self.fail(sec, "address", f"{sec}.address: another address family needs forward = ipip")
+        if af != spec.af:
+            # IPVS allows it for tunnels; pylvs does not encapsulate across families yet.
+            self.fail(
+                sec,
+                "address",
+                f"{sec}.address: a real server of another address family is not supported",
+            )
         addrs = [addr]
         if arrow:
             end_af, end = self.address(sec, {"address": last.strip()}, spec.af)
-            expanded = expand_range(addr, end) if af == end_af == AF_INET else None
-            if expanded is None or len(expanded) > MAX_RANGE:
+            if af != AF_INET or end_af != AF_INET or not 0 < range_size(addr, end) <= MAX_RANGE:
                 self.fail(sec, "address", f'{sec}.address: invalid IPv4 range "{name}"')
-            addrs = expanded
+            addrs = expand_range(addr, end) or []
+        self.reals += len(addrs)
+        if self.reals > MAX_REALS:
+            self.fail(sec, "address", f"{sec}: more than {MAX_REALS} real servers in the file")
         port = self.integer(sec, t, "port", 0, 65535) or 0
         weight = self.integer(sec, t, "weight", 0, 65535)
         upper = self.integer(sec, t, "u_threshold") or 0
@@ -496,6 +508,11 @@ class _Builder:
             if tun_name not in _TUN_TYPES:
                 self.fail(sec, "tun_type", f'{sec}.tun_type must be "ipip", "gue" or "gre"')
             tun_type = _TUN_TYPES[tun_name]
+            if tun_type != TunType.IPIP:
+                # ipvsadm knows them; pylvs encapsulates in IPIP only.
+                self.fail(
+                    sec, "tun_type", f"{sec}.tun_type {tun_name} is not supported (only ipip)"
+                )
         # ipvsadm: GUE needs a destination port; the other encapsulations have none.
         if tun_type == TunType.GUE:
             if tun_port_value is None:
@@ -544,7 +561,11 @@ def parse_native(text: str, filename: str = "<string>") -> Config:
     """Parse the text of a pylvs.toml; raise :class:`ConfigError` naming the line on error."""
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:
+        # TOMLDecodeError, and the ValueError of an integer of more than 4,300 digits (the
+        # int() limit), which tomllib lets out as it is.
+        if not isinstance(exc, tomllib.TOMLDecodeError):
+            raise ConfigError(filename, 0, f"TOML: {str(exc)[:200]}") from None
         message = str(exc)
         m = _TOML_POSITION.search(message)
         if m:

@@ -59,6 +59,7 @@ _log = logging.getLogger("pylvs.engine")
 
 # Per-packet functions bound once at import (a module attribute lookup less per call).
 _decrement_ttl = forward.decrement_ttl
+_may_answer = forward.may_send_icmp_error
 _nat_in = forward.nat_in
 _nat_out = forward.nat_out
 
@@ -261,6 +262,8 @@ class Engine(IPVS):
         if cp is None:
             # ip_vs_leave: no real server available -> ICMP port unreachable, drop.
             self.counters["no_dest"] += 1
+            if not _may_answer(p):
+                return self._icmp_suppressed()
             return Action(Verdict.LOCAL, forward.icmp_port_unreachable(packet, p, p.daddr), p.saddr)
         return self._forward_in(cp, packet, p, now)
 
@@ -450,11 +453,22 @@ class Engine(IPVS):
 
     def _frag_needed(self, packet: bytes | bytearray | memoryview, p: Packet, mtu: int) -> Action:
         self.counters["frag_needed"] += 1
+        if not _may_answer(p):
+            return self._icmp_suppressed()
         return Action(Verdict.LOCAL, forward.icmp_frag_needed(packet, p, p.daddr, mtu), p.saddr)
 
     def _time_exceeded(self, packet: bytes | bytearray | memoryview, p: Packet) -> Action:
         self.counters["ttl_exceeded"] += 1
+        if not _may_answer(p):
+            return self._icmp_suppressed()
         return Action(Verdict.LOCAL, forward.icmp_time_exceeded(packet, p, p.daddr), p.saddr)
+
+    def _icmp_suppressed(self) -> Action:
+        """The packet gets no ICMP error (RFC 1122 3.2.2, RFC 1812 4.3.2.7: never about an
+        ICMP error, a non-first fragment, or a zero, broadcast or multicast source; Linux's
+        icmp_send checks the same) and is dropped, as IPVS drops it after icmp_send."""
+        self.counters["icmp_error_suppressed"] += 1
+        return DROP
 
     def _out(
         self, cp: Conn, packet: bytes | bytearray | memoryview, p: Packet, now: float

@@ -7,10 +7,11 @@ errno values. The packet path (:class:`pylvs.core.engine.Engine`) builds on it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from pylvs.core import tcpstate
@@ -40,6 +41,7 @@ from pylvs.core.control import (
 from pylvs.core.schedulers import SchedulerError, create
 from pylvs.core.service import (
     AF_INET,
+    AF_INET6,
     IPPROTO_TCP,
     IPPROTO_UDP,
     Dest,
@@ -69,6 +71,7 @@ from pylvs.core.sync import (
 __all__ = ["IPVS", "Sysctls"]
 
 _FWD_METHODS = frozenset(int(m) for m in FwdMethod)
+_TUN_TYPES = frozenset(int(t) for t in TunType)
 
 # The kernel refuses timeouts above INT_MAX / HZ; ipvsadm itself caps at 31 days.
 _MAX_TIMEOUT = 2147483647 // 1000
@@ -112,6 +115,10 @@ class IPVS:
         # path feeds while a master runs, and the configuration of each running daemon.
         self.sync_master: SyncMaster | None = None
         self.sync_daemons: dict[str, DaemonInfo] = {}
+        # Inside bulk(): the services whose scheduler must be updated at its end (by id), and
+        # those whose dest list still holds removed dests.
+        self._bulk: dict[int, Service] | None = None
+        self._bulk_compact: set[int] = set()
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -128,7 +135,11 @@ class IPVS:
 
     def _svc_of(self, spec: ServiceSpec, op: str) -> tuple[int, int, int, int, int]:
         """The internal key (fwmark, af, protocol, addr, port) of a request; EINVAL if malformed."""
+        if spec.af not in (AF_INET, AF_INET6):
+            raise IPVSError(errno.EAFNOSUPPORT, op, f"unsupported address family {spec.af}")
         if spec.fwmark:
+            if not 0 < spec.fwmark <= 0xFFFFFFFF:
+                raise IPVSError(errno.EINVAL, op, f"bad firewall mark {spec.fwmark}")
             return (spec.fwmark, spec.af, 0, 0, 0)
         if spec.protocol not in (IPPROTO_TCP, IPPROTO_UDP):
             raise IPVSError(errno.EAFNOSUPPORT, op, f"unsupported protocol {spec.protocol}")
@@ -212,10 +223,15 @@ class IPVS:
         svc = self._lookup(spec, "del_service")
         self._remove_service(svc)
 
-    def _remove_service(self, svc: Service) -> None:
-        for dest in list(svc.dests):
-            self._remove_dest(svc, dest)
-        self.services_list.remove(svc)
+    def _remove_service(self, svc: Service, unlist: bool = True) -> None:
+        for dest in svc.dests:
+            self._retire_dest(svc, dest)
+        svc.dests = []
+        svc.dest_index.clear()
+        if self._bulk is not None:
+            self._bulk.pop(id(svc), None)
+        if unlist:
+            self.services_list.remove(svc)
         if svc.fwmark:
             del self._by_mark[(svc.af, svc.fwmark)]
         else:
@@ -223,8 +239,9 @@ class IPVS:
 
     def flush(self) -> None:
         """ipvsadm -C: delete every service (connections stay until they expire)."""
-        for svc in list(self.services_list):
-            self._remove_service(svc)
+        for svc in self.services_list:
+            self._remove_service(svc, unlist=False)
+        self.services_list = []
 
     # -- dests ---------------------------------------------------------------------------------
 
@@ -235,9 +252,11 @@ class IPVS:
             raise IPVSError(errno.EINVAL, op, f"bad address {spec.addr!r}") from None
         if not 0 <= spec.port <= 0xFFFF:
             raise IPVSError(errno.EINVAL, op, f"bad port {spec.port}")
-        if af != svc.af and spec.fwd != FwdMethod.TUNNEL:
-            # Only tunnels may cross address families (ip_vs_add_dest).
-            raise IPVSError(errno.EAFNOSUPPORT, op)
+        if af != svc.af:
+            # IPVS lets tunnels cross address families (IPv4 in IPv6 and back); pylvs cannot
+            # encapsulate across families yet, so it refuses them all with the errno IPVS gives
+            # other methods that try (ip_vs_add_dest).
+            raise IPVSError(errno.EAFNOSUPPORT, op, "real server of another address family")
         return (af, addr, spec.port)
 
     def _check_dest_spec(self, spec: DestSpec, op: str) -> None:
@@ -250,6 +269,16 @@ class IPVS:
             raise IPVSError(errno.ERANGE, op, "lower threshold is higher than upper threshold")
         if spec.fwd not in (FwdMethod.MASQ, FwdMethod.LOCALNODE, FwdMethod.TUNNEL, FwdMethod.ROUTE):
             raise IPVSError(errno.EINVAL, op, f"bad forwarding method {spec.fwd}")
+        if spec.tun_type not in _TUN_TYPES or not 0 <= spec.tun_port <= 0xFFFF:
+            raise IPVSError(errno.EINVAL, op, "bad tunnel type or port")
+        if not 0 <= spec.tun_flags <= 0x7:
+            raise IPVSError(errno.EINVAL, op, f"bad tunnel flags {spec.tun_flags}")
+        if spec.fwd == FwdMethod.TUNNEL and spec.tun_type != TunType.IPIP:
+            # Kernel IPVS also encapsulates in GUE and GRE; pylvs sends IPIP only.
+            name = TunType(spec.tun_type).name.lower()
+            raise IPVSError(
+                errno.EOPNOTSUPP, op, f"tunnel type {name} is not supported (only ipip)", True
+            )
 
     def add_dest(self, svc_spec: ServiceSpec, spec: DestSpec) -> None:
         op = "add_dest"
@@ -268,8 +297,8 @@ class IPVS:
             dest.path_src, dest.path_mtu = path
         self._apply_dest(dest, spec)
         svc.dests.append(dest)
-        assert svc.scheduler is not None
-        svc.scheduler.update(svc)
+        svc.dest_index[dest.key] = dest
+        self._dests_changed(svc)
 
     def edit_dest(self, svc_spec: ServiceSpec, spec: DestSpec) -> None:
         op = "update_dest"
@@ -279,8 +308,7 @@ class IPVS:
         if dest is None:
             raise IPVSError(errno.ENOENT, op)
         self._apply_dest(dest, spec)
-        assert svc.scheduler is not None
-        svc.scheduler.update(svc)
+        self._dests_changed(svc)
 
     def _apply_dest(self, dest: Dest, spec: DestSpec) -> None:
         """__ip_vs_update_dest: new settings apply to new connections; existing ones keep theirs."""
@@ -303,12 +331,50 @@ class IPVS:
         self._remove_dest(svc, dest)
 
     def _remove_dest(self, svc: Service, dest: Dest) -> None:
-        svc.dests.remove(dest)
+        del svc.dest_index[dest.key]
+        if self._bulk is None:
+            svc.dests.remove(dest)
+        else:
+            self._bulk_compact.add(id(svc))  # list.remove per dest would be quadratic
+        self._retire_dest(svc, dest)
+        self._dests_changed(svc)
+
+    def _retire_dest(self, svc: Service, dest: Dest) -> None:
+        """A deleted dest serves no new connection; while connections refer to it, it waits in
+        the trash, where adding it again revives it (ip_vs_trash_get_dest)."""
         dest.available = False
         if dest.activeconns or dest.inactconns or dest.persistconns:
             self._trash[(svc.key, dest.key)] = dest
+
+    def _dests_changed(self, svc: Service) -> None:
+        """The scheduler learns of changed dests (IPVS calls update_service per change); in
+        :meth:`bulk` once per service, at the end."""
+        if self._bulk is not None:
+            self._bulk[id(svc)] = svc
+            return
         assert svc.scheduler is not None
         svc.scheduler.update(svc)
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """A block of control operations (a configuration being applied) whose scheduler updates
+        and list compaction happen once per service at its end, so applying N real servers
+        takes time linear in N. No packet is handled inside the block (the loop runs it)."""
+        if self._bulk is not None:
+            yield
+            return
+        self._bulk = {}
+        self._bulk_compact = set()
+        try:
+            yield
+        finally:
+            changed, compact = self._bulk, self._bulk_compact
+            self._bulk = None
+            for key, svc in changed.items():
+                if key in compact:
+                    svc.dests = _compacted(svc)
+                if svc.scheduler is not None:
+                    svc.scheduler.update(svc)
 
     def purge_trash(self) -> None:
         """Forget deleted dests that no connection refers to any more."""
@@ -318,11 +384,19 @@ class IPVS:
 
     def set_path(self, af: int, daddr: int, src: int, mtu: int) -> None:
         """Record the route source address and MTU towards a real server."""
-        self.paths[(af, daddr)] = (src, mtu)
+        self.set_paths([(af, daddr, src, mtu)])
+
+    def set_paths(self, paths: list[tuple[int, int, int, int]]) -> None:
+        """:meth:`set_path` for many real servers at once: one pass over the dests."""
+        changed: dict[tuple[int, int], tuple[int, int]] = {}
+        for af, daddr, src, mtu in paths:
+            changed[(af, daddr)] = (src, mtu)
+        self.paths.update(changed)
         for svc in self.services_list:
             for dest in svc.dests:
-                if dest.af == af and dest.addr == daddr:
-                    dest.path_src, dest.path_mtu = src, mtu
+                path = changed.get((dest.af, dest.addr))
+                if path is not None:
+                    dest.path_src, dest.path_mtu = path
 
     # -- connections: binding to dests (ip_vs_bind_dest / ip_vs_unbind_dest) ---------------------
 
@@ -663,6 +737,20 @@ class IPVS:
             ct.flags |= CF_INVALID
             self.table.rehash_template(ct, flow_key(af, proto, caddr, 0, vaddr, 0xFFFF))
         return False
+
+
+def _compacted(svc: Service) -> list[Dest]:
+    """``svc.dests`` without the dests removed in bulk; a dest removed and added again in the
+    block sits where it was added last (IPVS appends a re-added dest)."""
+    seen: set[int] = set()
+    kept: list[Dest] = []
+    for dest in reversed(svc.dests):
+        if id(dest) in seen or svc.dest_index.get(dest.key) is not dest:
+            continue
+        seen.add(id(dest))
+        kept.append(dest)
+    kept.reverse()
+    return kept
 
 
 def _dest_conn_flags(flags: int, dest: Dest) -> int:

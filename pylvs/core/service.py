@@ -273,6 +273,9 @@ class Service:
     stats0: Stats = field(default_factory=Stats)
     est: RateEstimator = field(default_factory=RateEstimator)
     scheduler: Scheduler | None = None
+    # (af, addr, port) -> dest, the index of ``dests``: finding a dest is one lookup, so a
+    # table of many real servers is built in time linear in its size.
+    dest_index: dict[tuple[int, int, int], Dest] = field(default_factory=dict, repr=False)
 
     @property
     def key(self) -> tuple[int, int, int, int, int]:
@@ -299,10 +302,7 @@ class Service:
         return caddr & (((1 << self.netmask) - 1) << (bits - self.netmask))
 
     def find_dest(self, af: int, addr: int, port: int) -> Dest | None:
-        for dest in self.dests:
-            if dest.addr == addr and dest.port == port and dest.af == af:
-                return dest
-        return None
+        return self.dest_index.get((af, addr, port))
 
     def shown_stats(self) -> Stats:
         s, z = self.stats, self.stats0

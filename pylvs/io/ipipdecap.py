@@ -19,7 +19,9 @@ import os
 import select
 import socket
 import threading
+import time
 
+from pylvs.core.ratelimit import RateLimit
 from pylvs.io import netcfg
 
 __all__ = ["DEFAULT_TUN_NAME", "IPPROTO_IPIP", "IpipDecapsulator", "decapsulate"]
@@ -59,6 +61,7 @@ class IpipDecapsulator:
         netcfg.set_link_up(self.tun_name)
         netcfg.write_sysctl(f"net/ipv4/conf/{self.tun_name}/rp_filter", 0)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_IPIP)
+        self._log_limit = RateLimit()  # a write failure can happen once per packet
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
 
     def run(self) -> None:
@@ -91,7 +94,8 @@ class IpipDecapsulator:
                 self.packets += 1
             except OSError as exc:
                 self.errors += 1
-                log.warning("cannot write to %s: %s", self.tun_name, exc)
+                if self._log_limit.allow(time.monotonic()):
+                    log.warning("cannot write to %s: %s", self.tun_name, exc)
 
     def stop(self) -> None:
         """Make :meth:`run` return; safe to call from a signal handler."""

@@ -19,7 +19,7 @@ import os
 import socket
 import struct
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "link_exists",
     "link_info",
     "link_ipv4_address",
+    "link_is_up",
     "link_names",
     "link_stats",
     "neigh_lookup",
@@ -59,6 +60,8 @@ __all__ = [
     "remove_netns",
     "replace_default_route",
     "route_get",
+    "routes_get",
+    "set_link_down",
     "set_link_master",
     "set_link_up",
     "write_sysctl",
@@ -213,6 +216,18 @@ def link_ipv4_address(ifname: str) -> str | None:
     return None
 
 
+def link_is_up(ifname: str) -> bool:
+    """Whether the interface is administratively up (IFF_UP)."""
+    with _ipr() as ipr:
+        msg = ipr.get_links(_ifindex(ipr, ifname))[0]
+        return bool(int(msg["flags"]) & 0x1)
+
+
+def set_link_down(ifname: str) -> None:
+    with _ipr() as ipr:
+        ipr.link("set", index=_ifindex(ipr, ifname), state="down")
+
+
 def link_exists(ifname: str) -> bool:
     with _ipr() as ipr:
         return bool(ipr.link_lookup(ifname=ifname))
@@ -334,28 +349,136 @@ def route_get(addr: str) -> RouteInfo:
     """The kernel's route to ``addr``; NoRouteError when there is none (or it is unreachable)."""
     ip = str(ipaddress.ip_address(addr))
     with _ipr() as ipr:
+        return _route_get(ipr, ip)
+
+
+# RTM_GETROUTE by hand, for many addresses at once: pyroute2 spends about 0.5 ms on each "ip route
+# get" and as much on the link's MTU, which makes 16,384 real servers a 16-second start. The
+# requests are written back to back on one socket and the kernel answers each in microseconds.
+_RTM_NEWROUTE = 24
+_RTM_GETROUTE = 26
+_NLM_F_REQUEST = 1
+_NLMSG_ERROR = 2
+_RTA_DST, _RTA_OIF, _RTA_GATEWAY, _RTA_PREFSRC, _RTA_METRICS = 1, 4, 5, 7, 8
+_RTAX_MTU = 2
+_RTMSG = struct.Struct("=BBBBBBBBI")
+_RTATTR = struct.Struct("=HH")
+
+
+def routes_get(addrs: Iterable[str]) -> dict[str, RouteInfo | None]:
+    """:func:`route_get` for many IPv4 addresses (None: no route, or not an IPv4 address)."""
+    ips: dict[int, str] = {}
+    out: dict[str, RouteInfo | None] = {}
+    for seq, addr in enumerate(addrs, 1):
+        out[addr] = None
         try:
-            msg = ipr.route("get", dst=ip)[0]
-        except Exception as exc:
-            raise NoRouteError(f"no route to {ip}") from exc
-        if msg["type"] not in (_RTN_UNICAST, _RTN_LOCAL):
-            raise NoRouteError(f"no route to {ip}")
-        oif = int(msg.get_attr("RTA_OIF") or 0)
-        mtu = 0
-        metrics = msg.get_attr("RTA_METRICS")
-        if metrics is not None:
-            mtu = int(metrics.get_attr("RTAX_MTU") or 0)
-        if not mtu and oif:
-            link = ipr.get_links(oif)[0]
-            mtu = int(link.get_attr("IFLA_MTU") or 1500)
-        return RouteInfo(
-            dst=ip,
-            oif=oif,
-            src=str(msg.get_attr("RTA_PREFSRC") or ""),
-            gateway=msg.get_attr("RTA_GATEWAY"),
-            mtu=mtu or 1500,
-            local=msg["type"] == _RTN_LOCAL,
-        )
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            continue
+        if ip.version == 4:
+            ips[seq] = addr
+    if not ips:
+        return out
+    mtus = {index: mtu for index, mtu in _link_mtus().items()}
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as sock:
+        sock.bind((0, 0))
+        sock.settimeout(5.0)
+        pending = dict(ips)
+        batch = list(ips.items())
+        for start in range(0, len(batch), 256):  # bounded by the socket buffers
+            chunk = batch[start : start + 256]
+            sock.sendall(b"".join(_route_request(seq, addr) for seq, addr in chunk))
+            want = {seq for seq, _addr in chunk}
+            while want:
+                data = sock.recv(1 << 20)
+                for seq, route in _route_replies(data, pending, mtus):
+                    want.discard(seq)
+                    out[pending[seq]] = route
+    return out
+
+
+def _route_request(seq: int, addr: str) -> bytes:
+    attr = _RTATTR.pack(8, _RTA_DST) + socket.inet_aton(addr)
+    body = _RTMSG.pack(socket.AF_INET, 32, 0, 0, 0, 0, 0, 0, 0) + attr
+    return _NLMSG_HDR.pack(16 + len(body), _RTM_GETROUTE, _NLM_F_REQUEST, seq, 0) + body
+
+
+def _route_replies(
+    data: bytes, pending: dict[int, str], mtus: dict[int, int]
+) -> Iterator[tuple[int, RouteInfo | None]]:
+    offset = 0
+    while offset + 16 <= len(data):
+        length, kind, _flags, seq, _pid = _NLMSG_HDR.unpack_from(data, offset)
+        if length < 16:
+            return
+        body = data[offset + 16 : offset + length]
+        offset += (length + 3) & ~3
+        if seq not in pending:
+            continue
+        if kind == _NLMSG_ERROR or kind != _RTM_NEWROUTE:
+            yield seq, None  # ENETUNREACH and the like
+            continue
+        _fam, _dl, _sl, _tos, _table, _proto, _scope, rtype, _fl = _RTMSG.unpack_from(body)
+        if rtype not in (_RTN_UNICAST, _RTN_LOCAL):
+            yield seq, None
+            continue
+        attrs: dict[int, bytes] = {}
+        pos = _RTMSG.size
+        while pos + 4 <= len(body):
+            alen, atype = _RTATTR.unpack_from(body, pos)
+            if alen < 4:
+                break
+            attrs[atype & 0x3FFF] = body[pos + 4 : pos + alen]
+            pos += (alen + 3) & ~3
+        oif = struct.unpack("=I", attrs[_RTA_OIF])[0] if _RTA_OIF in attrs else 0
+        mtu = _metric_mtu(attrs.get(_RTA_METRICS, b"")) or mtus.get(oif, 1500)
+        gateway = socket.inet_ntoa(attrs[_RTA_GATEWAY]) if _RTA_GATEWAY in attrs else None
+        src = socket.inet_ntoa(attrs[_RTA_PREFSRC]) if _RTA_PREFSRC in attrs else ""
+        ip = pending[seq]
+        yield seq, RouteInfo(str(ipaddress.ip_address(ip)), oif, src, gateway, mtu,
+                             rtype == _RTN_LOCAL)  # fmt: skip
+
+
+def _metric_mtu(data: bytes) -> int:
+    pos = 0
+    while pos + 4 <= len(data):
+        alen, atype = _RTATTR.unpack_from(data, pos)
+        if alen < 8:
+            return 0
+        if atype == _RTAX_MTU:
+            return int(struct.unpack_from("=I", data, pos + 4)[0])
+        pos += (alen + 3) & ~3
+    return 0
+
+
+def _link_mtus() -> dict[int, int]:
+    with _ipr() as ipr:
+        return {int(m["index"]): int(m.get_attr("IFLA_MTU") or 1500) for m in ipr.get_links()}
+
+
+def _route_get(ipr: Any, ip: str) -> RouteInfo:
+    try:
+        msg = ipr.route("get", dst=ip)[0]
+    except Exception as exc:
+        raise NoRouteError(f"no route to {ip}") from exc
+    if msg["type"] not in (_RTN_UNICAST, _RTN_LOCAL):
+        raise NoRouteError(f"no route to {ip}")
+    oif = int(msg.get_attr("RTA_OIF") or 0)
+    mtu = 0
+    metrics = msg.get_attr("RTA_METRICS")
+    if metrics is not None:
+        mtu = int(metrics.get_attr("RTAX_MTU") or 0)
+    if not mtu and oif:
+        link = ipr.get_links(oif)[0]
+        mtu = int(link.get_attr("IFLA_MTU") or 1500)
+    return RouteInfo(
+        dst=ip,
+        oif=oif,
+        src=str(msg.get_attr("RTA_PREFSRC") or ""),
+        gateway=msg.get_attr("RTA_GATEWAY"),
+        mtu=mtu or 1500,
+        local=msg["type"] == _RTN_LOCAL,
+    )
 
 
 def neigh_lookup(ifindex: int, addr: str) -> tuple[bytes | None, int]:

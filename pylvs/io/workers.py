@@ -52,7 +52,7 @@ log = logging.getLogger("pylvs.workers")
 
 _PR_SET_PDEATHSIG = 1
 # Operations of the engine that are not control-socket rows but are replicated all the same.
-_INTERNAL_REPLICATED = frozenset({"set_path"})
+_INTERNAL_REPLICATED = frozenset({"set_path", "set_paths"})
 
 
 class WorkerPlane(Protocol):

@@ -165,11 +165,17 @@ def to_dot(scenario: Scenario) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(scenario: Scenario, output: Path) -> None:
-    """Write the picture with graphviz ``dot``; the format is the file's suffix (svg, png)."""
+def picture_format(output: Path) -> str:
+    """The graphviz format for a picture file name; ShowError for one it cannot write."""
     fmt = output.suffix.lstrip(".").lower()
     if fmt not in ("svg", "png", "pdf"):
         raise ShowError(f"{output}: use a .svg, .png or .pdf file name")
+    return fmt
+
+
+def render(scenario: Scenario, output: Path) -> None:
+    """Write the picture with graphviz ``dot``; the format is the file's suffix (svg, png)."""
+    fmt = picture_format(output)
     dot = shutil.which("dot")
     if dot is None:
         raise ShowError("graphviz `dot` is not installed (scripts/setup installs it); try --dot")

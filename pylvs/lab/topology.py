@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,11 +132,15 @@ class Scenario:
 
 
 def lab_dir() -> Path:
-    """Where the scenario files are: ``$PYLVS_LAB_DIR``, else ``netns-lab/`` of the source tree."""
+    """Where the scenario files are: ``$PYLVS_LAB_DIR``, else ``netns-lab/`` of the source tree,
+    else ``<prefix>/share/pylvs/netns-lab`` where a built pylvs installs them."""
     env = os.environ.get("PYLVS_LAB_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "netns-lab"
+    source = Path(__file__).resolve().parent.parent.parent / "netns-lab"
+    if source.is_dir():
+        return source
+    return Path(sys.prefix) / "share" / "pylvs" / "netns-lab"
 
 
 def list_scenarios() -> list[str]:

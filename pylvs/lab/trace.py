@@ -322,12 +322,15 @@ def _exchange_tcp(ns: str, vip: str, port: int) -> tuple[str, int, str]:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     with sock:
         sock.settimeout(5.0)
-        sock.connect((vip, port))
-        caddr, cport = sock.getsockname()
-        sock.sendall(f"GET / HTTP/1.0\r\nHost: {vip}\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        try:
+            sock.connect((vip, port))
+            caddr, cport = sock.getsockname()
+            sock.sendall(f"GET / HTTP/1.0\r\nHost: {vip}\r\n\r\n".encode())
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        except OSError as exc:
+            raise LabError(f"no service answers at {vip}:{port}/tcp ({_why(exc)})") from None
     body = data.partition(b"\r\n\r\n")[2].decode(errors="replace").strip()
     return caddr, cport, body
 
@@ -340,13 +343,19 @@ def _exchange_udp(ns: str, vip: str, port: int) -> tuple[str, int, str]:
         sock.connect((vip, port))
         caddr, cport = sock.getsockname()
         for _attempt in range(3):
-            sock.send(b"trace")
             try:
+                sock.send(b"trace")
                 data = sock.recv(65535)
             except TimeoutError:
                 continue
+            except OSError as exc:  # ICMP port unreachable: ECONNREFUSED on a connected socket
+                raise LabError(f"no service answers at {vip}:{port}/udp ({_why(exc)})") from None
             return caddr, cport, data.partition(b" ")[0].decode()
-    raise LabError(f"no UDP echo from {vip}:{port}")
+    raise LabError(f"no service answers at {vip}:{port}/udp (no reply to 3 datagrams)")
+
+
+def _why(exc: OSError) -> str:
+    return "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc)).lower()
 
 
 def _capture_points(prefix: str, scenario: Scenario, out_dir: Path) -> list[Capture]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -326,3 +327,103 @@ def test_detached_start_reports_errors() -> None:
         assert proc.returncode == 1
         assert "unknown interface 'nosuch0'" in proc.stderr
         _detached_log(lab).unlink(missing_ok=True)
+
+
+def test_cleanup_after_kill9_restores_the_sysctls(tmp_path: Path) -> None:
+    """Before, ``pylvsd --cleanup`` removed the rules but left ip_forward and accept_local at 1,
+    and their previous values were saved nowhere."""
+    with Lab() as lab:
+        topo = build_lvs_lab(lab, 1)
+        daemon = start_daemon(lab, tmp_path / "pylvsd.log", "nfqueue")
+        svc = ServiceSpec(protocol=IPPROTO_TCP, addr=topo.vip, port=PORT, scheduler="rr")
+        daemon.ctl.add_service(svc)
+        daemon.ctl.add_dest(svc, DestSpec(addr=topo.reals[0], port=PORT, fwd=int(FwdMethod.MASQ)))
+        assert _ip_forward(lab) == "1"
+        os.kill(daemon.proc.pid, signal.SIGKILL)
+        daemon.proc.wait(5)
+        assert _ip_forward(lab) == "1"
+        out = lab.run("d", pylvs_argv("pylvs.cli.pylvsd", "--cleanup"), cwd=REPO, text=True)
+        assert "restored net.ipv4.ip_forward=0" in out.stdout
+        assert _ip_forward(lab) == "0"
+        with lab.inside("d"):
+            assert netcfg.read_sysctl("net.ipv4.conf.all.accept_local") == "0"
+        assert "PYLVS" not in _rules(lab)
+
+
+def test_bulk_route_lookups_agree_with_the_kernel() -> None:
+    """netcfg.routes_get (RTM_GETROUTE written by hand, for large configurations) answers what
+    pyroute2's route get answers, for on-link, gatewayed, MTU-limited, local and missing routes."""
+    with Lab() as lab:
+        topo = build_lvs_lab(lab, 1)
+        with lab.inside("d"):
+            netcfg.add_route("198.18.0.0/16", topo.router_back)
+            lab.run("d", ["ip", "route", "add", "198.19.0.0/16", "via", topo.router_front,
+                          "mtu", "1400"])  # fmt: skip
+            addrs = [topo.reals[0], "198.18.3.4", "198.19.1.1", topo.vip, topo.director_back,
+                     "203.0.113.200", "10.9.9.9"]  # fmt: skip
+            bulk = netcfg.routes_get(addrs)
+            for addr in addrs:
+                try:
+                    single: netcfg.RouteInfo | None = netcfg.route_get(addr)
+                except netcfg.NoRouteError:
+                    single = None
+                assert bulk[addr] == single, addr
+            assert bulk["198.19.1.1"] is not None and bulk["198.19.1.1"].mtu == 1400
+            assert bulk["10.9.9.9"] is None
+
+
+def test_config_warnings_logfile_and_unrun_checks_are_told(tmp_path: Path) -> None:
+    """Before, the ldirectord.cf parser's warnings were computed and never logged, logfile= was
+    ignored, and nothing said that the file's health checks were not run."""
+    with Lab() as lab:
+        lab.add_netns("d")
+        logfile = tmp_path / "ldirectord.log"
+        config = tmp_path / "ldirectord.cf"
+        config.write_text(
+            f'logfile="{logfile}"\nsupervised\n'
+            "virtual=203.0.113.99:80\n\treal=198.51.100.7:80 gate\n\tprotocol=tcp\n"
+            "\tchecktype=negotiate\n\tservice=http\n"
+        )
+        daemon = start_daemon(lab, tmp_path / "pylvsd.log", "nfqueue", "--config", str(config))
+        assert daemon.ctl.ping()
+        out = daemon.output()
+        assert "please update your config not to use a bare supervised directive" in out
+        assert "HEALTH CHECKS ARE NOT RUN: 1 virtual service(s)" in out
+        assert "logging to" in out
+        # The file gets the daemon's lines from then on, in ldirectord's format.
+        lines = logfile.read_text().splitlines()
+        assert any("HEALTH CHECKS ARE NOT RUN" in line for line in lines)
+        assert all(re.match(r"\[\d{4}-\d\d-\d\d [\d:,]+\|pylvsd\|\d+\] ", x) for x in lines)
+
+
+def test_a_hostile_control_line_leaves_pylvsd_and_its_table(tmp_path: Path) -> None:
+    """Before, ``b"[" * 200000`` on @pylvsd raised RecursionError in the control server: the
+    daemon exited, its rules and services were gone, and nothing was logged."""
+    import socket as socket_module
+
+    from pylvs.ctl import ControlClient
+
+    with Lab() as lab:
+        lab.add_netns("d")
+        daemon = start_daemon(lab, tmp_path / "pylvsd.log", "nfqueue")
+        svc = ServiceSpec(protocol=IPPROTO_TCP, addr="203.0.113.99", port=80)
+        daemon.ctl.add_service(svc)
+        with lab.inside("d"):
+            raw = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+        with raw:
+            raw.settimeout(10)
+            raw.connect("\0pylvsd")
+            raw.sendall(b"[" * 200000 + b"\n")
+            assert b'"ok": false' in raw.recv(65536)
+        clients = []
+        for _ in range(300):
+            with lab.inside("d"):
+                clients.append(ControlClient(timeout=10))
+        try:
+            assert all(c.ping() for c in clients)
+        finally:
+            for c in clients:
+                c.close()
+        assert daemon.proc.poll() is None
+        assert [s.port for s in daemon.ctl.services()] == [80]
+        assert "PYLVS-Q" in _rules(lab)

@@ -167,7 +167,7 @@ def _readme_commands() -> list[str]:
 def test_readme_commands_run(clean: set[str], tmp_path: Path) -> None:
     commands = _readme_commands()
     assert len(commands) >= 15
-    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "PYLVS_LAB_PREFIX": PREFIX}
     for command in commands:
         # The walkthrough uses the default prefix; the test runs in its own.
         command = command.replace("lvs-", PREFIX).replace(
@@ -178,3 +178,50 @@ def test_readme_commands_run(clean: set[str], tmp_path: Path) -> None:
         )
         assert proc.returncode == 0, f"$ {command}\n{proc.stdout}{proc.stderr}"
     assert runner.lab_namespaces(PREFIX) == []
+
+
+def test_what_a_new_user_tries(clean: set[str], tmp_path: Path) -> None:
+    """Each of these ended in a traceback, a wrong answer or a missing line before."""
+    lab("up", "farm")
+    # A port or UDP service nobody answers: one line, not a ConnectionRefusedError traceback.
+    for args, what in ((["--port", "8081"], "192.0.2.100:8081/tcp"), (["--udp", "9"], "9/udp")):
+        proc = lab("trace", *args, check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert "no service answers at" in proc.stderr and what in proc.stderr
+    # A real server is no client: it would answer itself.
+    proc = lab("http", "--from", "rs1", check=False)
+    assert proc.returncode == 1 and "'rs1' is not a client node of farm" in proc.stderr
+    # A picture format dot cannot write is refused before anything is printed.
+    proc = subprocess.run([sys.executable, "-m", "pylvs.cli.pylvs", "lab", "show", "farm", "-o",
+                           str(tmp_path / "x.jpg")], capture_output=True, text=True)  # fmt: skip
+    assert (proc.returncode, proc.stdout) == (1, "") and "use a .svg, .png or .pdf" in proc.stderr
+    # pylvs top takes the node's name, as lab exec does.
+    env = {**os.environ, "PYLVS_LAB_PREFIX": PREFIX}
+    top = subprocess.run([sys.executable, "-m", "pylvs.cli.pylvs", "top", "--netns", "director1",
+                          "--once"], capture_output=True, text=True, env=env)  # fmt: skip
+    assert top.returncode == 0 and f"netns {PREFIX}director1" in top.stdout
+    # The persistence template is the NONE line of the connection listing.
+    lab("http", "-n", "20", "--port", "8080", "--from", "client1")
+    listing = lab("exec", "director1", "--", "pylvsadm", "-L", "-n", "-c").stdout
+    (template,) = [line for line in listing.splitlines() if " NONE " in line]
+    assert re.match(r"TCP \d\d:\d\d  NONE        198\.51\.100\.10:0 +192\.0\.2\.100:8080", template)
+    # Synchronisation started by hand, as the walkthrough says: the standby learns connections.
+    lab("exec", "director1", "--", "pylvsadm", "--start-daemon", "master", "--mcast-interface",
+        "eth0")  # fmt: skip
+    lab("exec", "director2", "--", "pylvsadm", "--start-daemon", "backup", "--mcast-interface",
+        "eth0")  # fmt: skip
+    lab("http", "-n", "20")
+    from pylvs.testing.netns import wait_until
+
+    wait_until(
+        lambda: ":80 " in lab("exec", "director2", "--", "pylvsadm", "-L", "-n", "-c").stdout,
+        timeout=10,
+        what="connections synchronised to director2",
+    )
+    # The daemons' logs carry the time of each line.
+    log_text = (lab_run_dir(PREFIX) / "director1-pylvsd.log").read_text()
+    assert all(
+        re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ pylvs\.", line)
+        for line in log_text.splitlines()
+    ), log_text
+    lab("down")

@@ -114,3 +114,24 @@ def test_ipip_decapsulator_delivers_inner_packet() -> None:
             lab.run("r", pylvs_argv("pylvs.cli.pylvs", "realserver", "--undo"), cwd=REPO)
         with lab.inside("r"):
             wait_until(lambda: not netcfg.link_exists("pylvs-tun0"), what="TUN device gone")
+
+
+def test_realserver_says_what_it_did_and_brings_lo_up() -> None:
+    """Before, it printed nothing on success and left lo down in a fresh namespace (where the
+    VIP on lo then accepts nothing)."""
+    with Lab() as lab:
+        lab.add_netns("r")
+        lab.run("r", ["ip", "link", "set", "lo", "down"])
+        done = lab.run(
+            "r", pylvs_argv("pylvs.cli.pylvs", "realserver", "--vip", VIP, "--mode", "dr"),
+            text=True,
+        )  # fmt: skip
+        assert done.stdout == (
+            f"pylvs realserver: dr real server: {VIP}/32 on lo (lo brought up), arp_ignore=1 "
+            "arp_announce=2 on all and lo, rp_filter=0; --undo reverts it\n"
+        )
+        with lab.inside("r"):
+            assert netcfg.link_is_up("lo")
+        lab.run("r", pylvs_argv("pylvs.cli.pylvs", "realserver", "--undo"))
+        with lab.inside("r"):
+            assert not netcfg.link_is_up("lo")

@@ -61,9 +61,7 @@ def test_backup_learns_the_masters_connection(tmp_path: Path) -> None:
         try:
             start_server(lab, "r1", "tcp")
             master = start_daemon(lab, tmp_path / "master.log", "nfqueue", short="d")
-            backup = start_daemon(
-                lab, tmp_path / "backup.log", "nfqueue", short="b"
-            )
+            backup = start_daemon(lab, tmp_path / "backup.log", "nfqueue", short="b")
             svc = ServiceSpec(protocol=IPPROTO_TCP, addr=VIP, port=PORT, scheduler="rr")
             for daemon in (master, backup):
                 daemon.ctl.add_service(svc)

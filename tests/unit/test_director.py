@@ -57,7 +57,11 @@ def routes(monkeypatch: pytest.MonkeyPatch) -> set[str]:
             raise netcfg.NoRouteError(f"no route to {addr}")
         return netcfg.RouteInfo(addr, 2, "198.51.100.1", None, 1500, addr == VIP)
 
+    def routes_get(addrs: Sequence[str]) -> dict[str, netcfg.RouteInfo | None]:
+        return {a: route_get(a) if a in reachable else None for a in addrs}
+
     monkeypatch.setattr(director_module.netcfg, "route_get", route_get)
+    monkeypatch.setattr(director_module.netcfg, "routes_get", routes_get)
     return reachable
 
 
@@ -174,3 +178,45 @@ def test_backend_refusals_and_sync_with_workers(routes: set[str]) -> None:
     with pytest.raises(IPVSError) as exc:
         group.start_daemon(DaemonSpec(state="master", mcast_ifn="lo"))
     assert exc.value.limit and "--workers 2" in exc.value.detail
+
+
+def test_a_large_configuration_applies_with_one_update_of_each_kind(
+    routes: set[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, 16,384 real servers took 17 s to apply (38 s to reload): one rule update, one
+    scheduler update and one route lookup per real server, each over the whole table. Now each
+    happens once for the whole configuration (the work is linear in its size)."""
+    d, backend, _ = _director()
+    lookups: list[int] = []
+    real_routes_get = director_module.netcfg.routes_get
+
+    def counting(addrs: Sequence[str]) -> dict[str, netcfg.RouteInfo | None]:
+        lookups.append(len(addrs))
+        return real_routes_get(addrs)
+
+    monkeypatch.setattr(director_module.netcfg, "routes_get", counting)
+    dests = [_dest(f"10.{i >> 8}.{i & 255}.1", 1 + i % 3) for i in range(4096)]
+    for dest in dests:
+        routes.add(dest.addr)
+    assert isinstance(d.engine, Engine)
+    updates = 0
+    reconcile(d, [(_svc(), dests[:1])])
+    scheduler = d.engine.services_list[0].scheduler
+    assert scheduler is not None
+    real_update = scheduler.update
+
+    def count_update(svc: Any) -> None:
+        nonlocal updates
+        updates += 1
+        real_update(svc)
+
+    monkeypatch.setattr(scheduler, "update", count_update)
+    backend.rule_updates.clear()
+    lookups.clear()
+    assert reconcile(d, [(_svc(), dests)]) == 4095
+    assert (len(backend.rule_updates), updates, lookups) == (1, 1, [4095])
+    assert len(d.services()[0].dests) == 4096
+    reversed_weights = [_dest(x.addr, 9) for x in reversed(dests[2048:])]
+    assert reconcile(d, [(_svc(), reversed_weights)]) == 4096  # 2048 out, 2048 edited
+    assert (len(backend.rule_updates), updates) == (2, 2)
+    assert [x.weight for x in d.services()[0].dests] == [9] * 2048

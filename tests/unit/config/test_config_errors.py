@@ -113,9 +113,9 @@ TOML_CASES = [
      "external, external-perl or a number"),
     ("duplicate virtual", "[[virtual]]\nfwmark = 1\n[[virtual]]\nfwmark = 1\n",
      "pylvs.toml:3: duplicate virtual server fwm:1"),
-    ("gue without port", "[[virtual]]\nfwmark = 1\n[[virtual.real]]\naddress = \"10.0.0.1\"\n"
+    ("gue refused", "[[virtual]]\nfwmark = 1\n[[virtual.real]]\naddress = \"10.0.0.1\"\n"
      "forward = \"ipip\"\ntun_type = \"gue\"\n",
-     "pylvs.toml:6: virtual[0].real[0]: tun_type gue needs tun_port"),
+     "pylvs.toml:6: virtual[0].real[0].tun_type gue is not supported (only ipip)"),
     ("ops on tcp", "[[virtual]]\naddress = \"192.0.2.1\"\nport = 80\nops = true\n",
      "pylvs.toml:4: one-packet scheduling (ops) is only for UDP services"),
 ]  # fmt: skip

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from pylvs.cli.pylvsadm import main
-from pylvs.core.control import OPERATION_BY_NAME, ConnInfo, ServiceInfo
+from pylvs.core.control import OPERATION_BY_NAME, ConnInfo, ServiceInfo, addr_to_text
 from pylvs.core.ipvs import IPVS
+from pylvs.core.service import FwdMethod, TunType
 
 
 class FakeControl:
@@ -56,3 +57,42 @@ def run(control: Any, *args: str, stdin: str = "") -> tuple[int, str, str]:
 
 def run_line(control: Any, line: str, stdin: str = "") -> tuple[int, str, str]:
     return run(control, *line.split(), stdin=stdin)
+
+
+_FOREIGN_TUNNELS = {" --tun-type gue": "GUE", " --tun-type gre": "GRE"}
+
+
+def _foreign_tunnel(line: str) -> str | None:
+    return next((k for k in _FOREIGN_TUNNELS if k in line), None)
+
+
+def load_rules(control: Any, text: str) -> None:
+    """Run each line as a pylvsadm command; every one must succeed.
+
+    pylvs encapsulates in IPIP only and refuses GUE/GRE real servers, but the golden listings
+    (taken from ipvsadm) have them: such a line is added as IPIP and its tunnel fields are then
+    set on the engine's real server, so the listing format is still checked.
+    """
+    for line in text.splitlines():
+        marker = _foreign_tunnel(line)
+        if marker is None:
+            assert run_line(control, line) == (0, "", ""), line
+            continue
+        head, tail = line.split(marker, 1)
+        assert run_line(control, head) == (0, "", ""), line
+        words = tail.split()
+        port = int(words[words.index("--tun-port") + 1]) if "--tun-port" in words else 0
+        flags = 1 if "--tun-csum" in words else 2 if "--tun-remcsum" in words else 0
+        head_words = head.split()
+        rip = head_words[head_words.index("-r") + 1].rsplit(":", 1)[0]
+        ipvs = getattr(control, "ipvs", control)
+        for svc in ipvs.services_list:
+            for dest in svc.dests:
+                if addr_to_text(dest.af, dest.addr) == rip and dest.fwd == FwdMethod.TUNNEL:
+                    dest.tun_type = TunType[_FOREIGN_TUNNELS[marker]]
+                    dest.tun_port, dest.tun_flags = port, flags
+
+
+def without_gue(text: str) -> str:
+    """``text`` without its GUE and GRE real servers (pylvs refuses them)."""
+    return "".join(line + "\n" for line in text.splitlines() if _foreign_tunnel(line) is None)
