@@ -10,6 +10,8 @@ backend     the data plane (NFQUEUE or AF_PACKET): one batch of packets per turn
 control     the control socket (:mod:`pylvs.ctl`) and its clients, never blocking
 sync        connection synchronisation (:mod:`pylvs.ha.sync`): backup socket, master deadline
 routes      rtnetlink changes -> real-server paths and next hops (:mod:`pylvs.routes`)
+health      ldirectord's checks and what they do to the table (:mod:`pylvs.health.monitor`),
+            the checks themselves in a bounded thread pool
 engine      the engine's timers (connection expiry, rate estimator) every second
 ==========  ====================================================================================
 
@@ -41,7 +43,8 @@ from pylvs import __version__, hoststate
 from pylvs.core.control import IPVSError
 from pylvs.core.engine import Engine
 from pylvs.ctl import DEFAULT_SOCKET, ControlServer
-from pylvs.director import Director, reconcile
+from pylvs.director import Director
+from pylvs.health.monitor import DEFAULT_WORKERS, HealthMonitor
 from pylvs.io import netcfg
 from pylvs.io.afpacket import AfpacketBackend
 from pylvs.io.backend import Backend, BackendError
@@ -89,6 +92,7 @@ class DaemonOptions:
     queue_bypass: bool = True
     ifaces: Sequence[str] = field(default_factory=tuple)
     strict_routes: bool = False
+    check_workers: int = DEFAULT_WORKERS
 
 
 def runtime() -> str:
@@ -104,19 +108,9 @@ def _load_config(path: str) -> Config:
 
 
 def _tell(config: Config) -> None:
-    """Log what ldirectord would say of the file, and what pylvsd does not do of it."""
+    """Log what ldirectord would say of the file."""
     for warning in config.warnings:
         log.warning("%s", warning)
-    checked = [v for v in config.virtuals if v.checktype not in ("on", "off")]
-    if checked:
-        # Until the health checker runs them, every real server of the file counts as up.
-        log.warning(
-            "HEALTH CHECKS ARE NOT RUN: %d virtual service(s) of %s have checks (%s); every "
-            "real server is treated as up",
-            len(checked),
-            config.source,
-            ", ".join(sorted({v.checktype for v in checked})),
-        )
 
 
 class _LogFile:
@@ -127,7 +121,7 @@ class _LogFile:
         self.target: str | None = None
         self.handler: logging.Handler | None = None
 
-    def apply(self, target: str | None) -> None:
+    def apply(self, target: str | None, cfgname: str = "pylvsd") -> None:
         if target == self.target:
             return
         root = logging.getLogger()
@@ -142,8 +136,12 @@ class _LogFile:
             handler: logging.Handler
             if "/" in target:
                 handler = logging.FileHandler(target)
+                # ldirectord's ld_log: [<localtime>|<cfgname>|<pid>] <message>
                 handler.setFormatter(
-                    logging.Formatter("[%(asctime)s|pylvsd|%(process)d] %(message)s")
+                    logging.Formatter(
+                        f"[%(asctime)s|{cfgname}|%(process)d] %(message)s",
+                        datefmt="%a %b %e %H:%M:%S %Y",
+                    )
                 )
             else:
                 facility = logging.handlers.SysLogHandler.facility_names.get(target)
@@ -189,6 +187,9 @@ class Daemon:
             strict_routes=options.strict_routes,
             remember_sysctls=lambda saved: hoststate.save(options.socket, saved),
         )
+        self.health = HealthMonitor(
+            self.director, self.loop, workers=options.check_workers, reload=self._ask_reload
+        )
         self.control: ControlServer | None = None
         self.logfile = _LogFile()
         self.running = True
@@ -205,7 +206,7 @@ class Daemon:
             self.control = ControlServer(
                 self.director,
                 self.options.socket,
-                extra={"ping": lambda: "pong", "status": self.status},
+                extra={"ping": lambda: "pong", "status": self.status, "health": self.health.rows},
             )
         except OSError as exc:
             raise DaemonError(str(exc.strerror or exc)) from None
@@ -228,6 +229,7 @@ class Daemon:
             self.control,
             self.director.sync,
             routes,
+            self.health,
             Timer("engine", _TICK, self.engine.tick),
         ):
             self.loop.add(component)
@@ -242,12 +244,16 @@ class Daemon:
             except IPVSError as exc:
                 raise DaemonError(f"{self.options.config}: {exc}") from None
 
-    def _apply(self, config: Config) -> int:
-        self.logfile.apply(config.logfile)
+    def _apply(self, config: Config, reloading: bool = False) -> None:
+        self.logfile.apply(config.logfile, os.path.basename(config.source))
         _tell(config)
         if config.timeouts is not None:
             self.director.set_timeouts(config.timeouts)
-        return reconcile(self.director, config.services())
+        with self.director.batch():
+            self.health.apply(config, reloading)
+
+    def _ask_reload(self) -> None:
+        self._reload = True
 
     def status(self) -> dict[str, Any]:
         components = self.loop.status()
@@ -269,11 +275,11 @@ class Daemon:
             return
         try:
             config = _load_config(path)
-            ops = self._apply(config)
+            self._apply(config, reloading=True)
         except Exception as exc:
             log.error("reload of %s failed, keeping the running configuration: %s", path, exc)
             return
-        log.info("reloaded %s: %d virtual services, %d changes", path, len(config.virtuals), ops)
+        log.info("reloaded %s: %d virtual services", path, len(config.virtuals))
 
     def _signal(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
@@ -304,6 +310,12 @@ class Daemon:
 
     def stop(self) -> None:
         """Remove everything installed; safe after a partial start."""
+        try:
+            # ldirectord's stop (cleanstop): the data plane goes with pylvsd in any case.
+            with self.director.batch():
+                self.health.stop()
+        except Exception as exc:  # never keep the rules because of a failed purge
+            log.error("stopping the health checks: %s", exc)
         self.loop.close()  # closes every component added (backend: its rules go)
         if self.control is not None and self.control not in self.loop.components:
             self.control.close()

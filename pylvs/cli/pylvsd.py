@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pylvs import __version__, hoststate
 from pylvs.ctl import DEFAULT_SOCKET
 from pylvs.daemon import Daemon, DaemonError, DaemonOptions
+from pylvs.health.monitor import DEFAULT_WORKERS
 from pylvs.io import afpacket, netcfg, nfqueue
 
 __all__ = ["build_parser", "main"]
@@ -59,6 +60,16 @@ def _setup_logging(args: argparse.Namespace, detached: bool) -> None:
         handler.setFormatter(_SyslogFormatter())
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if args.debug else logging.INFO)
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict-routes",
         action="store_true",
         help="refuse VIPs and real servers the kernel has no route to (IPVS accepts them)",
+    )
+    p.add_argument(
+        "--check-workers",
+        type=_positive,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help=f"threads that run health checks at once (default {DEFAULT_WORKERS})",
     )
     p.add_argument("--foreground", action="store_true", help="do not detach; log to stdout")
     p.add_argument("--debug", action="store_true", help="log every scheduling decision")
@@ -186,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         queue_bypass=args.queue_bypass,
         ifaces=tuple(args.iface),
         strict_routes=args.strict_routes,
+        check_workers=args.check_workers,
     )
     foreground = args.foreground or "JOURNAL_STREAM" in os.environ
     if not foreground:

@@ -404,6 +404,9 @@ class _Parser:
                 self.warn(line, _CHECKCOUNT_WARNING)
             elif key == "failurecount":
                 o.failurecount = self.number(line, value, "invalid failure count")
+            elif key == "rise":
+                # pylvs only (ldirectord would stop at it): checks in a row to come back up.
+                v.rise = self.number(line, value, "invalid rise count")
             elif key == "checkinterval":
                 o.checkinterval = self.number(line, value, "invalid checkinterval")
             elif key == "checkport":

@@ -37,7 +37,10 @@ DEFAULT_CHECKTIMEOUT = 5
 DEFAULT_NEGOTIATETIMEOUT = 30
 
 # checktype values; a number N is stored as "combined" with num_connects = N, as ldirectord does.
-CHECKTYPES = ("connect", "negotiate", "ping", "off", "on", "external", "external-perl", "combined")
+# "misc" is keepalived's MISC_CHECK (native format only): checkcommand run with no arguments.
+CHECKTYPES = (
+    "connect", "negotiate", "ping", "off", "on", "external", "external-perl", "combined", "misc",
+)  # fmt: skip
 
 # The negotiate services ldirectord knows (read_config, "service must be ...").
 SERVICES = (
@@ -137,6 +140,10 @@ class VirtualConfig:
     checkcount: int = 1
     failurecount: int = 1
     checkinterval: int = 10
+    # Beyond ldirectord: checks a down server must pass in a row before it comes back (GLB's
+    # rise; ldirectord has 1), and MISC_CHECK's misc_dynamic (exit 2..255 sets weight exit-2).
+    rise: int = 1
+    misc_dynamic: bool = False
     # Reaction to a down real, fallback and notification (each resolved against the globals).
     quiescent: bool = False
     cleanstop: bool = True

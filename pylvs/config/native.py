@@ -73,15 +73,15 @@ _VIRTUAL_KEYS = frozenset({
     "checktype", "service", "request", "receive", "httpmethod", "virtualhost", "checkport",
     "login", "passwd", "database", "secret", "load", "checkcommand", "checktimeout",
     "negotiatetimeout", "checkcount", "failurecount", "checkinterval", "quiescent", "cleanstop",
-    "fallback", "fallbackcommand", "emailalert", "emailalertfreq", "emailalertstatus", "smtp",
-    "monitorfile", "servicename", "comment",
+    "rise", "misc_path", "misc_dynamic", "fallback", "fallbackcommand", "emailalert",
+    "emailalertfreq", "emailalertstatus", "smtp", "monitorfile", "servicename", "comment",
 })  # fmt: skip
 _REAL_KEYS = frozenset({
     "address", "port", "forward", "weight", "u_threshold", "l_threshold", "tun_type", "tun_port",
     "tun_csum", "request", "receive",
 })  # fmt: skip
 _FALLBACK_KEYS = frozenset({"address", "port", "forward"})
-_CHECKTYPES = ("connect", "negotiate", "ping", "off", "on", "external", "external-perl")
+_CHECKTYPES = ("connect", "negotiate", "ping", "off", "on", "external", "external-perl", "misc")
 _TUN_TYPES = {"ipip": int(TunType.IPIP), "gue": int(TunType.GUE), "gre": int(TunType.GRE)}
 # IP_VS_TUNNEL_ENCAP_FLAG_{NOCSUM,CSUM,REMCSUM} (include/uapi/linux/ip_vs.h), ipvsadm --tun-*.
 _TUN_CSUM = {"nocsum": 0, "csum": 1, "remcsum": 2}
@@ -453,6 +453,13 @@ class _Builder:
         o.negotiatetimeout = self.integer(sec, t, "negotiatetimeout", 1)
         o.checkcount = self.integer(sec, t, "checkcount", 1)
         o.failurecount = self.integer(sec, t, "failurecount", 1)
+        v.rise = self.integer(sec, t, "rise", 1) or 1
+        misc_path = self.string(sec, t, "misc_path")
+        if misc_path is not None:
+            v.checkcommand = misc_path
+        v.misc_dynamic = bool(self.boolean(sec, t, "misc_dynamic"))
+        if v.checktype == "misc" and misc_path is None:
+            self.fail(sec, "misc_path", f"{sec}.misc_path is needed with checktype misc")
         o.checkinterval = self.integer(sec, t, "checkinterval", 1)
         o.quiescent = self.boolean(sec, t, "quiescent")
         o.cleanstop = self.boolean(sec, t, "cleanstop")

@@ -494,7 +494,8 @@ class IPVS:
                 stats=d.shown_stats().as_tuple(),
                 rates=d.est.rates(),
             )
-            for d in svc.dests
+            # Inside bulk() removed dests wait in svc.dests for the compaction at its end.
+            for d in (svc.dests if self._bulk is None else _compacted(svc))
         ]
         return ServiceInfo(
             af=svc.af,

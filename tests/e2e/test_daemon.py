@@ -126,7 +126,7 @@ def test_sighup_reloads_config(tmp_path: Path, backend: str) -> None:
             )
             config.write_text(
                 f"virtual={topo.vip}:{PORT}\n{reals}"
-                "\tscheduler=wrr\n\tprotocol=tcp\n\tchecktype=off\n"
+                "\tscheduler=wrr\n\tprotocol=tcp\n\tchecktype=on\n"
             )
 
         write((1, 1))
@@ -301,7 +301,7 @@ def test_config_with_unroutable_vip_starts(tmp_path: Path) -> None:
         config = tmp_path / "ldirectord.cf"
         config.write_text(
             "virtual=203.0.113.99:80\n\treal=198.51.100.7:80 gate\n"
-            "\tprotocol=tcp\n\tchecktype=off\n"
+            "\tprotocol=tcp\n\tchecktype=on\n"
         )
         daemon = start_daemon(lab, tmp_path / "pylvsd.log", "nfqueue", "--config", str(config))
         (info,) = daemon.ctl.services()
@@ -372,9 +372,9 @@ def test_bulk_route_lookups_agree_with_the_kernel() -> None:
             assert bulk["10.9.9.9"] is None
 
 
-def test_config_warnings_logfile_and_unrun_checks_are_told(tmp_path: Path) -> None:
-    """Before, the ldirectord.cf parser's warnings were computed and never logged, logfile= was
-    ignored, and nothing said that the file's health checks were not run."""
+def test_config_warnings_and_logfile_are_told(tmp_path: Path) -> None:
+    """Before, the ldirectord.cf parser's warnings were computed and never logged, and logfile=
+    was ignored; the file gets ldirectord's lines in ldirectord's format."""
     with Lab() as lab:
         lab.add_netns("d")
         logfile = tmp_path / "ldirectord.log"
@@ -388,12 +388,16 @@ def test_config_warnings_logfile_and_unrun_checks_are_told(tmp_path: Path) -> No
         assert daemon.ctl.ping()
         out = daemon.output()
         assert "please update your config not to use a bare supervised directive" in out
-        assert "HEALTH CHECKS ARE NOT RUN: 1 virtual service(s)" in out
         assert "logging to" in out
         # The file gets the daemon's lines from then on, in ldirectord's format.
+        lines = wait_until(
+            lambda: [x for x in logfile.read_text().splitlines() if "Deleted real server" in x],
+            what="the first check's verdict in the logfile",
+        )
         lines = logfile.read_text().splitlines()
-        assert any("HEALTH CHECKS ARE NOT RUN" in line for line in lines)
-        assert all(re.match(r"\[\d{4}-\d\d-\d\d [\d:,]+\|pylvsd\|\d+\] ", x) for x in lines)
+        assert any("Added virtual server: 203.0.113.99:80" in x for x in lines), lines
+        stamp = r"\[\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\|ldirectord\.cf\|\d+\] "
+        assert all(re.match(stamp, x) for x in lines), lines
 
 
 def test_a_hostile_control_line_leaves_pylvsd_and_its_table(tmp_path: Path) -> None:
