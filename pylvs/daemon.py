@@ -188,7 +188,11 @@ class Daemon:
             remember_sysctls=lambda saved: hoststate.save(options.socket, saved),
         )
         self.health = HealthMonitor(
-            self.director, self.loop, workers=options.check_workers, reload=self._ask_reload
+            self.director,
+            self.loop,
+            workers=options.check_workers,
+            reload=self._ask_reload,
+            batch=self.director.batch,
         )
         self.control: ControlServer | None = None
         self.logfile = _LogFile()

@@ -16,6 +16,7 @@ from types import FrameType
 from pylvs import __version__, realserver
 from pylvs.cli import aliases
 from pylvs.cli.bench import add_bench
+from pylvs.cli.health import add_health
 from pylvs.cli.lab import add_lab
 from pylvs.cli.top import add_top
 from pylvs.io import netcfg
@@ -95,6 +96,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     aliases.add_parser,
     add_lab,
     add_top,
+    add_health,
     add_bench,
 ]
 

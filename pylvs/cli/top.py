@@ -20,14 +20,14 @@ import tty
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from pylvs.core.control import ServiceInfo
+from pylvs.core.control import IPVSError, ServiceInfo
 from pylvs.core.service import FwdMethod
 from pylvs.ctl import DEFAULT_SOCKET, ControlClient
 from pylvs.io import netcfg
@@ -98,12 +98,31 @@ def _rate(value: int, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
-def build_view(services: list[ServiceInfo], events: Sequence[str], title: str) -> Group:
-    """One frame: the table of services and real servers, then the recent changes."""
+def _health_of(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], str]:
+    """(address, port) -> what the health column shows: state and last check latency."""
+    out: dict[tuple[str, int], str] = {}
+    for row in rows:
+        addr, _, port = str(row["real"]).rpartition(":")
+        cell = f"{row['state']} {float(row['latency']) * 1000:.0f}ms"
+        out[(addr.strip("[]"), int(port))] = cell
+        out.setdefault((addr.strip("[]"), -1), cell)  # a real written without its port
+    return out
+
+
+def build_view(
+    services: list[ServiceInfo],
+    events: Sequence[str],
+    title: str,
+    health: Sequence[dict[str, Any]] = (),
+) -> Group:
+    """One frame: the table of services and real servers (with their health checks' state when
+    pylvsd checks them), then the recent changes."""
+    checked = _health_of(health)
     table = Table(title=title, title_justify="left", expand=False)
     for column, justify in (
         ("Service / real server", "left"),
         ("Fwd", "left"),
+        ("Health", "left"),
         ("Weight", "right"),
         ("ActConn", "right"),
         ("InActConn", "right"),
@@ -124,6 +143,7 @@ def build_view(services: list[ServiceInfo], events: Sequence[str], title: str) -
             Text(f"{_service_name(svc)} {svc.scheduler}{persist}", style="bold"),
             "",
             "",
+            "",
             str(active),
             str(inactive),
             str(svc.stats[0]),
@@ -136,9 +156,11 @@ def build_view(services: list[ServiceInfo], events: Sequence[str], title: str) -
         for d in sorted(svc.dests, key=lambda d: (d.addr, d.port)):
             cps, inpps, outpps, inbps, outbps = d.rates
             style = "dim" if d.weight == 0 else ""
+            cell = checked.get((d.addr, d.port)) or checked.get((d.addr, -1), "")
             table.add_row(
                 Text(f"  -> {_dest_name(d.addr, d.port)}", style=style),
                 FwdMethod(d.fwd).label,
+                Text(cell, style="green" if cell.startswith("up") else "red"),
                 Text(str(d.weight), style="yellow" if d.weight == 0 else ""),
                 str(d.activeconns),
                 str(d.inactconns),
@@ -227,6 +249,15 @@ def _title(netns: str | None, status: dict[str, object], live: bool = False) -> 
     )
 
 
+def _health(ctl: ControlClient) -> list[dict[str, Any]]:
+    """The health rows of a pylvsd that has them (an older one answers with an error)."""
+    try:
+        rows: list[dict[str, Any]] = ctl.request("health")
+    except IPVSError:
+        return []
+    return rows
+
+
 def _cmd_top(args: argparse.Namespace, out: TextIO | None = None) -> int:
     args.netns = resolve_netns(args.netns)
     try:
@@ -243,7 +274,7 @@ def _cmd_top(args: argparse.Namespace, out: TextIO | None = None) -> int:
         services = ctl.services()
         prev = snapshot(services)
         if args.once:
-            console.print(build_view(services, [], _title(args.netns, ctl.status())))
+            console.print(build_view(services, [], _title(args.netns, ctl.status()), _health(ctl)))
             return 0
         try:
             with _keys(), Live(console=console, auto_refresh=False) as live:
@@ -253,7 +284,10 @@ def _cmd_top(args: argparse.Namespace, out: TextIO | None = None) -> int:
                     events.extend(f"{stamp} {e}" for e in diff(prev, cur))
                     prev = cur
                     view = build_view(
-                        services, list(events), _title(args.netns, ctl.status(), True)
+                        services,
+                        list(events),
+                        _title(args.netns, ctl.status(), True),
+                        _health(ctl),
                     )
                     live.update(view, refresh=True)
                     if _wait_for_quit(args.interval):

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import lru_cache, partial
 from typing import Protocol
 
 from pylvs.config.model import Config, VirtualConfig
@@ -66,6 +66,7 @@ class Effects(Protocol):
     def command(self, argv: str) -> None: ...
 
 
+@lru_cache(maxsize=65536)
 def _norm(addr: str) -> str:
     try:
         return str(ipaddress.ip_address(addr))
@@ -123,6 +124,8 @@ class RealState:
 class _VirtualState:
     config: VirtualConfig
     vid: str
+    rids: list[str] = field(default_factory=list)  # real_id() of each real, in file order
+    where: dict[str, int] = field(default_factory=dict)  # real id -> its first index
     real_status: set[str] = field(default_factory=set)  # real ids up in this virtual
     fallback_status: set[str] = field(default_factory=set)
     fallbackcommand_status: str | None = None
@@ -186,6 +189,7 @@ class Keeper:
         self.status = "starting"  # ldirectord's daemon status, for e-mail filtering
         self.email_status: dict[str, tuple[VirtualConfig, float]] = {}
         self.strict = False
+        self._checks: dict[str, tuple[VirtualConfig, int]] = {}
 
     # -- the table, through the view -------------------------------------------------------
 
@@ -237,8 +241,9 @@ class Keeper:
         self.members = {}
         self.reals = {}
         for index, vs in enumerate(self.virtuals):
-            for i in range(len(vs.config.reals)):
-                rid = real_id(vs.config, i)
+            vs.rids = [real_id(vs.config, i) for i in range(len(vs.config.reals))]
+            for i, rid in enumerate(vs.rids):
+                vs.where.setdefault(rid, i)
                 if index not in self.members.setdefault(rid, []):
                     self.members[rid].append(index)
                 # ldirectord's reload builds new real hashes; the soft failure count and the
@@ -247,6 +252,7 @@ class Keeper:
                 start = 999999 if vs.config.checktype == "combined" else -1
                 self.reals.setdefault(rid, RealState(num_connects=start))
         del old_reals
+        self._checks = self._find_checks()
         with self.session():
             wanted = {self.view.key(vs.config.spec) for vs in self.virtuals}
             for vs in self.virtuals:
@@ -296,7 +302,7 @@ class Keeper:
                     continue
                 seen: set[str] = set()
                 for i, r in enumerate(v.reals):
-                    rid = real_id(v, i)
+                    rid = vs.rids[i]
                     if rid in seen or not self.reals[rid].virtual_status:
                         continue
                     seen.add(rid)
@@ -310,11 +316,7 @@ class Keeper:
         """The (virtual, real) whose settings the check of ``rid`` uses: its first place in the
         file, as ldirectord's ``_ld_main_check_all`` checks it."""
         index = self.members[rid][0]
-        v = self.virtuals[index].config
-        for i in range(len(v.reals)):
-            if real_id(v, i) == rid:
-                return index, i
-        raise KeyError(rid)
+        return index, self.virtuals[index].where[rid]
 
     def result(self, rid: str, up: bool, message: str = "-", weight: int | None = None) -> None:
         """One check's outcome for every virtual that has real ``rid`` (``service_set`` with
@@ -367,10 +369,10 @@ class Keeper:
         message: str = "-",
         do_log: bool = False,
     ) -> None:
-        rid = real_id(self.virtuals[index].config, i)
+        rid = self.virtuals[index].rids[i]
         for ix in self.members.get(rid, ()):
             vs = self.virtuals[ix]
-            j = self._index_of(vs.config, rid)
+            j = vs.where[rid]
             if state == "up":
                 self._service_up(ix, j, force)
             else:
@@ -378,18 +380,11 @@ class Keeper:
             if do_log:
                 self._monitor(ix, j, state, message)
 
-    @staticmethod
-    def _index_of(v: VirtualConfig, rid: str) -> int:
-        for j in range(len(v.reals)):
-            if real_id(v, j) == rid:
-                return j
-        raise KeyError(rid)
-
     def _monitor(self, index: int, i: int, state: str, message: str) -> None:
         v = self.virtuals[index].config
         if not v.monitorfile:
             return
-        rid = real_id(v, i).replace("\\", "")
+        rid = self.virtuals[index].rids[i].replace("\\", "")
         rid = re.sub(":+", " ", rid)
         text = re.sub(r"[%|\r\n]", lambda m: f"%{ord(m.group(0)):02x}", message)
         now = time.strftime("%a %b %e %H:%M:%S %Y", time.localtime(self.clock()))
@@ -402,7 +397,7 @@ class Keeper:
     def _service_up(self, index: int, i: int, force: bool) -> None:
         vs = self.virtuals[index]
         v = vs.config
-        rid = real_id(v, i)
+        rid = vs.rids[i]
         state = self.reals[rid]
         if state.failcount > 0:
             log.info(
@@ -428,7 +423,7 @@ class Keeper:
     def _service_down(self, index: int, i: int, force: bool) -> None:
         vs = self.virtuals[index]
         v = vs.config
-        rid = real_id(v, i)
+        rid = vs.rids[i]
         state = self.reals[rid]
         if rid not in vs.real_status and not force:
             return
@@ -633,13 +628,15 @@ class Keeper:
 
     def checks(self) -> dict[str, tuple[VirtualConfig, int]]:
         """Every distinct real server to check (by real id), with the virtual and real whose
-        settings its check uses; ``off`` virtuals check nothing."""
+        settings its check uses; ``off`` virtuals check nothing. Computed once per start."""
+        return self._checks
+
+    def _find_checks(self) -> dict[str, tuple[VirtualConfig, int]]:
         out: dict[str, tuple[VirtualConfig, int]] = {}
         for vs in self.virtuals:
             if vs.config.checktype == "off":
                 continue
-            for i in range(len(vs.config.reals)):
-                rid = real_id(vs.config, i)
+            for i, rid in enumerate(vs.rids):
                 if rid not in out:
                     out[rid] = (vs.config, i)
         return out

@@ -28,6 +28,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -45,6 +46,9 @@ log = logging.getLogger("pylvs.ldirectord")
 DEFAULT_WORKERS = 32
 # How long past its timeout a check may take before it counts as failed.
 _GRACE = 1.0
+# Results are applied together once the first of them has waited this long, so a hundred
+# servers coming up in the same second change the packet rules a few times, not a hundred.
+_COALESCE = 0.05
 
 
 def _in_maintenance(maintdir: str, addr: str, port: int) -> bool:
@@ -103,7 +107,8 @@ class Health:
     # Scheduling (loop thread only).
     next_due: float = 0.0
     running: int = 0  # the generation of the check in the pool, 0 when none
-    hard_deadline: float = 0.0
+    budget: float = 0.0  # seconds it may run: its timeout(s) and the grace second
+    started: float = 0.0  # when a worker took it up (0: still queued behind other checks)
 
 
 class _Effects:
@@ -133,8 +138,13 @@ class HealthMonitor:
         workers: int = DEFAULT_WORKERS,
         reload: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        batch: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         self.loop = loop
+        # The director's batch(): results that arrive together change the rules once.
+        self.batch = batch
+        self.arrived: list[tuple[str, int, str, CheckResult | None]] = []
+        self.first_arrival = 0.0
         self.clock = clock
         self.reload = reload
         self.workers = workers
@@ -193,22 +203,38 @@ class HealthMonitor:
         return []
 
     def deadline(self) -> float | None:
+        if self.arrived:
+            return self.first_arrival + _COALESCE
         times = [self.next_housekeeping] if self.health else []
         for h in self.health.values():
-            times.append(h.hard_deadline if h.running else h.next_due)
+            if not h.running:
+                times.append(h.next_due)
+            elif h.started:
+                times.append(h.started + h.budget)
         return min(times) if times else None
+
+    def _arrive(self, item: tuple[str, int, str, CheckResult | None]) -> None:
+        """A result, handed over by a worker (on the loop's thread)."""
+        if not self.arrived:
+            self.first_arrival = self.clock()
+        self.arrived.append(item)
 
     def ready(self, fd: int, events: int, now: float) -> None:
         return None
 
     def due(self, now: float) -> None:
+        if self.arrived and now >= self.first_arrival + _COALESCE:
+            arrived, self.arrived = self.arrived, []
+            with self.batch():
+                for rid, gen, kind, result in arrived:
+                    self._finish(rid, gen, kind, result)
         checks = self.keeper.checks()
         for rid, h in self.health.items():
             if h.running:
-                if now >= h.hard_deadline:
+                if h.started and now >= h.started + h.budget:
                     self.counters["overdue"] += 1
                     self._finish(rid, h.running, "overdue", CheckResult(
-                        False, "check did not return in time", now - (h.hard_deadline - _GRACE)
+                        False, "check did not return in time", now - h.started
                     ))  # fmt: skip
                 continue
             if now < h.next_due:
@@ -241,18 +267,21 @@ class HealthMonitor:
         tries = v.checkcount if kind == "ping" or (kind == "connect" and v.protocol == "udp") else 1
         self.generation += 1
         h.running = self.generation
-        h.hard_deadline = now + timeout * tries + _GRACE
+        h.budget = timeout * tries + _GRACE
+        h.started = 0.0
         target = target_of(v, i)
         maintdir = self.config.maintenancedir
         gen = self.generation
         dynamic = v.misc_dynamic
 
         def job() -> None:
+            if h.running == gen:
+                h.started = self.clock()  # a float store: safe to hand over without a lock
             if maintdir and _in_maintenance(maintdir, target.rip, target.rport):
-                self.loop.call_soon(self._finish, rid, gen, "maintenance", None)
+                self.loop.call_soon(self._arrive, (rid, gen, "maintenance", None))
                 return
             result = run_check(kind, target, timeout, dynamic)
-            self.loop.call_soon(self._finish, rid, gen, kind, result)
+            self.loop.call_soon(self._arrive, (rid, gen, kind, result))
 
         self.pool.submit(job)
 

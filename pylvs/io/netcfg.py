@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import ipaddress
 import os
@@ -25,6 +26,7 @@ from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2 import netns as _pr_netns
+from pyroute2.netlink.exceptions import NetlinkError
 
 __all__ = [
     "NUD_VALID",
@@ -488,7 +490,15 @@ def neigh_lookup(ifindex: int, addr: str) -> tuple[bytes | None, int]:
     (INCOMPLETE, FAILED).
     """
     with _ipr() as ipr:
-        for msg in ipr.get_neighbours(ifindex=ifindex, dst=addr):
+        # One RTM_GETNEIGH for the address (``ip neigh get``): get_neighbours() would dump the
+        # whole table and filter it here, which costs O(table) per real server added.
+        try:
+            msgs = ipr.neigh("get", dst=addr, ifindex=ifindex)
+        except NetlinkError as exc:
+            if exc.code in (errno.ENOENT, errno.ENODEV):
+                return None, 0
+            raise
+        for msg in msgs:
             lladdr = msg.get_attr("NDA_LLADDR")
             state = int(msg["state"])
             if lladdr and state & NUD_VALID:

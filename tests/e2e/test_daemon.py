@@ -300,8 +300,7 @@ def test_config_with_unroutable_vip_starts(tmp_path: Path) -> None:
         lab.add_netns("d")
         config = tmp_path / "ldirectord.cf"
         config.write_text(
-            "virtual=203.0.113.99:80\n\treal=198.51.100.7:80 gate\n"
-            "\tprotocol=tcp\n\tchecktype=on\n"
+            "virtual=203.0.113.99:80\n\treal=198.51.100.7:80 gate\n\tprotocol=tcp\n\tchecktype=on\n"
         )
         daemon = start_daemon(lab, tmp_path / "pylvsd.log", "nfqueue", "--config", str(config))
         (info,) = daemon.ctl.services()

@@ -36,10 +36,9 @@ __all__ = ["check", "questions"]
 RESOLV_CONF = "/etc/resolv.conf"
 # Net::DNS::Resolver's first UDP wait (retrans), doubled on each retransmission.
 RETRANS = 5.0
-# The largest UDP answer read (the query offers no EDNS, so 512 bytes is the most a server sends).
+# Read buffer for one UDP answer (the query offers no EDNS, so a server sends at most 512 bytes).
 UDP_MAX = 65535
-# Net::DNS::Question: a name made only of address characters that ends with a digit or holds a
-# colon may be an address.
+# Net::DNS::Question::_dns_addr: dotted digits are an IPv4 address, or the start of one.
 _MAYBE_IPV4 = re.compile(r"^\d+(?:\.\d+){0,3}$")
 
 
@@ -75,7 +74,7 @@ def check(target: CheckTarget, timeout: float) -> str:
                 # check_dns: "length($recstr) and ... =~ /$recstr/".
                 if target.receive and pattern.search(value):
                     rtype = dns.rdatatype.to_text(rrset.rdtype)
-                    return f"{qname} {rtype} {value} matches {target.receive!r}"
+                    return f"{qname} {rtype} {value} matches /{target.receive}/"
         raise CheckFailed(
             f"response mismatch: {qname} answered {', '.join(seen) or 'no A/PTR record'}"
         )
@@ -90,7 +89,8 @@ def questions(
     if reverse is not None:
         return [(reverse, dns.rdatatype.PTR)]
     name = request or "."
-    # search: "a name that ends in a dot or in .digits is only asked as it is".
+    # Net::DNS::Resolver::search with ndots 1: a name with a dot (or a colon) is asked as it is,
+    # a bare name only with each search suffix.
     if name.count(".") >= 1 or ":" in name:
         names = [name]
     else:

@@ -91,9 +91,9 @@ def check(target: CheckTarget, timeout: float) -> str:
     # Perl matched the raw bytes; latin-1 maps each byte to one character.
     text = content.decode("latin-1")
     if pattern.search(text):
-        return f"RETR {target.request}: {len(content)} bytes match {target.receive!r}"
+        return f"RETR {target.request}: {len(content)} bytes match /{target.receive}/"
     raise CheckFailed(
-        _why(f"RETR {target.request}: {len(content)} bytes do not match {target.receive!r}", errors)
+        _why(f"RETR {target.request}: {len(content)} bytes do not match /{target.receive}/", errors)
     )
 
 

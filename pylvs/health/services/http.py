@@ -26,7 +26,7 @@ import re
 import socket
 import ssl
 from typing import cast
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from pylvs import __version__
 from pylvs.health.check import CheckFailed, CheckTarget, Deadline
@@ -37,6 +37,7 @@ MAX_REDIRECTS = 7  # LWP::UserAgent's max_redirect
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})  # LWP::UserAgent::request
 DEFAULT_PORTS = {"http": 80, "https": 443}
 USER_AGENT = f"pylvs/{__version__}"
+URL_SAFE = "/%!$&'()*+,;=:@-._~"  # RFC 3986 pchar, and "%" to keep existing escapes
 
 
 def url_for(target: CheckTarget) -> str:
@@ -123,11 +124,12 @@ def _request(
     if host_header is None:
         # LWP::Protocol::http::_fixup_header: the URL host, and its port unless the default one.
         host_header = name if port == DEFAULT_PORTS[scheme] else f"{name}:{port}"
-    path = parts.path or "/"
+    # URI->new escapes what may not stand in a URL (a space, non-ASCII), and so does this.
+    path = quote(parts.path or "/", safe=URL_SAFE)
     if parts.query:
-        path += "?" + parts.query
+        path += "?" + quote(parts.query, safe=URL_SAFE + "?")
     # Through a proxy the request line carries the absolute URL ($url->as_string), else the path.
-    target = url if proxy is not None else path
+    target = f"{scheme}://{parts.netloc}{path}" if proxy is not None else path
     head = (
         f"{method} {target} HTTP/1.1\r\n"
         f"Host: {host_header}\r\n"
