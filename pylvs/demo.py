@@ -4,8 +4,10 @@
 active and a standby director running pylvsd, four real servers, direct routing), sends a few
 thousand HTTP requests from the clients, shows how they spread over the real servers (weighted
 round robin, then a persistent service), lists the director's counters with ``pylvsadm -Ln
---stats`` run inside the director's namespace, takes one real server out with weight 0 and shows
-that new connections avoid it, and tears everything down (``--keep`` leaves the farm running).
+--stats`` run inside the director's namespace, then makes one real server fail: the director's
+health check (ldirectord's HTTP check) quiesces it, new connections avoid it, and when it is
+repaired the check puts it back; then it tears everything down (``--keep`` leaves the farm
+running).
 
 ``--engine`` runs the older walk-through instead: the engine alone on generated packets (no
 network, no root), showing each forwarding method's rewrite.
@@ -21,21 +23,28 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
+from rich.console import Console
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 from pylvs.cli import pylvsadm
+from pylvs.cli.health import build_table
 from pylvs.core import forward
 from pylvs.core.control import DestSpec, ServiceSpec, addr_to_text
 from pylvs.core.engine import Action, Engine, Verdict
 from pylvs.core.packet import parse_frame
 from pylvs.core.service import AF_INET, IPPROTO_TCP, FwdMethod
+from pylvs.ctl import ControlClient
+from pylvs.io import netcfg
 from pylvs.lab import runner, show
 from pylvs.lab.client import LoadResult, http_load
-from pylvs.lab.state import default_prefix
+from pylvs.lab.state import default_prefix, load_state
 from pylvs.lab.topology import LabConfigError, Scenario, load_scenario
+from pylvs.testing.netns import TimeoutExpired, wait_until
 
 __all__ = ["engine_walkthrough", "main", "run_farm_demo"]
 
@@ -168,15 +177,57 @@ def _pylvsadm(out: TextIO, prefix: str, node: str, *args: str) -> str:
     return proc.stdout
 
 
-def _load(out: TextIO, scenario: Scenario, prefix: str, port: int, count: int) -> LoadResult:
+def _load(
+    out: TextIO, scenario: Scenario, prefix: str, port: int, count: int, failures_ok: bool = False
+) -> LoadResult:
     clients = [runner.node_netns(prefix, n.name) for n in scenario.by_role("client")]
     result = http_load(clients, scenario.vip, port, count)
     out.write(show.load_text(result, f"http://{scenario.vip}:{port}/") + "\n")
-    if result.errors:
+    if result.errors and not failures_ok:
         raise runner.LabError(
             f"{sum(result.errors.values())} requests failed: {dict(result.errors)}"
         )
     return result
+
+
+def _wait_weight(
+    prefix: str, node: str, svc: ServiceSpec, addr: str, wanted: Callable[[int], bool]
+) -> int:
+    """Wait until the director's table gives real server ``addr`` a weight ``wanted`` accepts."""
+
+    def weight() -> int | None:
+        with netcfg.in_netns(runner.node_netns(prefix, node)), ControlClient(timeout=5) as ctl:
+            for d in ctl.get_service(svc).dests:
+                if d.addr == addr:
+                    return d.weight if wanted(d.weight) else None
+        return None
+
+    try:
+        found = wait_until(lambda: weight() is not None, timeout=20, what=f"{addr}'s weight")
+    except TimeoutExpired as exc:
+        raise runner.LabError(str(exc)) from None
+    assert found
+    value = weight()
+    return value if value is not None else 0
+
+
+def _log_lines(prefix: str, node: str, text: str) -> list[str]:
+    """The lines of ``node``'s pylvsd log that mention ``text``, without the time stamp."""
+    state = load_state(prefix)
+    rec = state.process(node, "pylvsd") if state else None
+    if rec is None:
+        return []
+    lines = Path(rec.log).read_text(errors="replace").splitlines()
+    return [line.split(" ", 3)[-1] for line in lines if text in line]
+
+
+def _health(out: TextIO, prefix: str, node: str) -> None:
+    out.write(f"$ pylvs health --netns {node}\n")
+    with netcfg.in_netns(runner.node_netns(prefix, node)), ControlClient(timeout=5) as ctl:
+        rows = ctl.request("health")
+    web = [r for r in rows if r["check"].startswith("negotiate")]
+    console = Console(file=out, width=160, force_terminal=False, color_system=None)
+    console.print(build_table(web))
 
 
 def run_farm_demo(out: TextIO, prefix: str, requests: int = 3000, keep: bool = False) -> int:
@@ -237,37 +288,49 @@ def run_farm_demo(out: TextIO, prefix: str, requests: int = 3000, keep: bool = F
             )
 
         rs_name = first_name[0].name if first_name else first.addr
-        _step(out, 6, f"Take {rs_name} ({first.addr}) out of service: weight 0 (quiescent)")
         vs = f"{svc80.addr}:{svc80.port}"
-        _pylvsadm(
-            out,
-            prefix,
-            director,
-            "-e",
-            "-t",
-            vs,
-            "-r",
-            f"{first.addr}:{first.port}",
-            "-g",
-            "-w",
-            "0",
+        _step(out, 6, f"{rs_name} ({first.addr}) fails: its web server stops")
+        out.write(f"$ pylvs lab fail {rs_name}\n")
+        runner.fail(prefix, rs_name)
+        t_fail = time.monotonic()
+        weight = _wait_weight(prefix, director, svc80, first.addr, lambda w: w == 0)
+        out.write(
+            f"{director}'s health check (GET / on {first.addr}:{first.port} every second, as "
+            f"ldirectord's HTTP check) saw it {time.monotonic() - t_fail:.1f} s later and set "
+            f"its weight to {weight} (quiescent = true). pylvsd's log says:\n"
         )
-        res = _load(out, scenario, prefix, svc80.port, max(requests // 3, 100))
+        real = f"real server: {first.addr}:{first.port} ("
+        for line in _log_lines(prefix, director, real)[-1:]:
+            out.write(f"  {line}\n")
+        _health(out, prefix, director)
+        res = _load(out, scenario, prefix, svc80.port, max(requests // 3, 100), failures_ok=True)
         got = res.servers.get(rs_name, 0)
+        refused = sum(res.errors.values())
         out.write(
             f"{rs_name} got {got} of the new connections: with weight 0 the scheduler never "
-            "picks it for a new client, while connections it already has can finish (that is "
-            "how ldirectord quiesces a failed server).\n"
+            "picks it for a new client.\n"
         )
-        if got:
+        if refused:
             out.write(
-                f"The {got} that still reached {rs_name} reused a client port of a connection "
-                "the director still tracks for it: in DR the director never sees the server's "
-                "FIN, so that connection sits in FIN_WAIT, and IPVS sends a SYN on a known "
-                "connection to its old real server unless conn_reuse_mode has bit 2 set. "
-                "pylvs does the same.\n"
+                f"The {refused} failed requests reused a client port of a connection the "
+                f"director still tracks for {rs_name}: in DR the director never sees the "
+                "server's FIN, so that connection sits in FIN_WAIT, and IPVS sends a SYN on a "
+                "known connection to its old real server unless conn_reuse_mode has bit 2 set; "
+                f"{rs_name} is down and refuses it. pylvs does the same. The client's next "
+                "connection, from another port, is served.\n"
             )
         _pylvsadm(out, prefix, director, "-L", "-n")
+        out.write(f"$ pylvs lab repair {rs_name}\n")
+        runner.repair(prefix, rs_name)
+        t_back = time.monotonic()
+        weight = _wait_weight(prefix, director, svc80, first.addr, lambda w: w > 0)
+        out.write(
+            f"The check passed again {time.monotonic() - t_back:.1f} s later: weight back to "
+            f"{weight}.\n"
+        )
+        for line in _log_lines(prefix, director, real)[-1:]:
+            out.write(f"  {line}\n")
+        _pylvsadm(out, prefix, director, "-L", "-n", "-t", vs)
         _step(out, 7, "Done" + (": the farm keeps running" if keep else ": tearing down"))
     except BaseException:
         if not keep:

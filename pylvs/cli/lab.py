@@ -57,6 +57,17 @@ def add_lab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.set_defaults(lab_func=_cmd_exec)
 
     q = lab.add_parser(
+        "fail", help="make a real server fail (its servers stopped, or hung with --hang)"
+    )
+    q.add_argument("node")
+    q.add_argument("--hang", action="store_true", help="freeze the servers instead of stopping")
+    q.set_defaults(lab_func=_cmd_fail)
+
+    q = lab.add_parser("repair", help="bring a failed real server back")
+    q.add_argument("node")
+    q.set_defaults(lab_func=_cmd_repair)
+
+    q = lab.add_parser(
         "http", help="send HTTP requests to the VIP and count the answers per server"
     )
     q.add_argument("-n", "--count", type=int, default=100, help="requests (default 100)")
@@ -110,6 +121,25 @@ def _cmd_down(args: argparse.Namespace) -> int:
         return 0
     pids = len(report.stopped) + len(report.swept)
     print(f"lab down: {pids} processes stopped, {len(report.namespaces)} namespaces removed")
+    return 0
+
+
+def _cmd_fail(args: argparse.Namespace) -> int:
+    how = "hang" if args.hang else "stop"
+    rec = runner.fail(args.prefix, args.node, how)
+    what = (
+        "frozen (SIGSTOP): connections are accepted, never answered"
+        if args.hang
+        else ("stopped: connections are refused")
+    )
+    print(f"{args.node}: servers (pid {rec.pid}) {what}; `pylvs lab repair {args.node}` undoes it")
+    print("watch the directors take it out: pylvs health --netns <director>, pylvs top")
+    return 0
+
+
+def _cmd_repair(args: argparse.Namespace) -> int:
+    rec = runner.repair(args.prefix, args.node)
+    print(f"{args.node}: servers running again (pid {rec.pid})")
     return 0
 
 

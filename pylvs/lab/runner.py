@@ -124,6 +124,7 @@ def _stop_pids(pids: list[int], timeout: float = 5.0) -> list[int]:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGCONT)  # a frozen one (pylvs lab fail --hang) must run to exit
             signalled.append(pid)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(_alive(p) for p in signalled):
@@ -177,13 +178,17 @@ def _wait_log(rec: ProcessRecord, text: str) -> None:
 
 
 def _wait_pylvsd(lab: Lab, rec: ProcessRecord) -> None:
+    """Until pylvsd answers and its health checks' first pass is over (ldirectord's start:
+    the real servers that answer are in the table by then)."""
+
     def ready() -> bool:
         if not _alive(rec.pid):
             log = Path(rec.log).read_text(errors="replace").strip()
             raise LabError(f"pylvsd on {rec.node} exited: {log[-500:]}")
         try:
             with lab.inside(rec.node), ControlClient(timeout=2.0) as ctl:
-                return ctl.ping()
+                health = ctl.status()["components"].get("health", {})
+                return bool(health.get("daemon_status", "running") == "running")
         except OSError:
             return False
 
@@ -261,6 +266,51 @@ def up(scenario_name: str, prefix: str) -> LabState:
             down(prefix)
         raise
     return state
+
+
+# -- fail and repair a real server ----------------------------------------------------------
+
+FAILURES = ("stop", "hang")
+
+
+def fail(prefix: str, node: str, how: str = "stop") -> ProcessRecord:
+    """Make real server ``node`` fail as a real one does: its servers stopped (``stop``: new
+    connections are refused) or frozen (``hang``: the kernel still accepts, nothing answers).
+    The directors' health checks take it out; :func:`repair` brings it back."""
+    state, scenario = running_scenario(prefix)
+    if how not in FAILURES:
+        raise LabError(f"unknown failure {how!r}: one of {', '.join(FAILURES)}")
+    if node not in {n.name for n in scenario.by_role("realserver")}:
+        raise LabError(f"{node!r} is not a real server of the {scenario.name!r} lab")
+    rec = state.process(node, "servers")
+    if rec is None or not _alive(rec.pid):
+        raise LabError(f"the servers of {node} are not running (already failed?)")
+    if how == "hang":
+        os.kill(rec.pid, signal.SIGSTOP)
+        rec.what = "servers-hung"
+    else:
+        _stop_pids([rec.pid])
+        rec.what = "servers-stopped"
+    save_state(state)
+    return rec
+
+
+def repair(prefix: str, node: str) -> ProcessRecord:
+    """Undo :func:`fail`: the stopped servers started again, or the frozen ones resumed."""
+    state, _scenario = running_scenario(prefix)
+    rec = state.process(node, "servers-hung")
+    if rec is not None:
+        os.kill(rec.pid, signal.SIGCONT)
+        rec.what = "servers"
+        save_state(state)
+        return rec
+    rec = state.process(node, "servers-stopped")
+    if rec is None:
+        raise LabError(f"{node} has not failed: nothing to repair")
+    state.processes.remove(rec)
+    new = _start(Lab(prefix=prefix), state, node, "servers", rec.argv)
+    _wait_log(new, "ready")
+    return new
 
 
 # -- down -----------------------------------------------------------------------------------
