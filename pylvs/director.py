@@ -21,9 +21,8 @@ Around the engine it does what kernel IPVS does not need a daemon for:
 An operation that fails leaves no trace: the engine validates before it changes anything, and if
 the rules cannot be applied after an addition, the addition is undone.
 
-:func:`reconcile` makes the running table equal to a configuration, editing in place, and keeps
-the runtime state of the real servers (:class:`RuntimeState`: what health checks decided) across
-reloads.
+A configuration file is applied by the health component (:mod:`pylvs.health.keeper`, ldirectord's
+start and transitions) inside :meth:`Director.batch`.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ import errno
 import ipaddress
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pylvs.core.control import (
@@ -54,7 +52,7 @@ from pylvs.io import netcfg
 from pylvs.io.backend import Backend, BackendError
 from pylvs.io.workers import EngineGroup
 
-__all__ = ["Director", "RuntimeState", "dest_key", "reconcile", "service_key"]
+__all__ = ["Director", "dest_key", "service_key"]
 
 log = logging.getLogger("pylvs.director")
 
@@ -92,18 +90,6 @@ def _norm(addr: str) -> str:
         return addr
 
 
-@dataclass
-class RuntimeState:
-    """What the running director decided about real servers, beyond the configuration.
-
-    ``weights`` holds, per (service, real server), the weight a health check imposed: 0 for a
-    quiesced server, None for one taken out of the table. :func:`reconcile` applies it on top of
-    the configured weight, so a reload that leaves a server unchanged leaves it as it was.
-    """
-
-    weights: dict[tuple[ServiceKey, DestKey], int | None] = field(default_factory=dict)
-
-
 class Director:
     """The :class:`ControlAPI` pylvsd serves: the engine's, plus what the host must do about it."""
 
@@ -118,7 +104,6 @@ class Director:
         self.engine = engine
         self.backend = backend
         self.strict_routes = strict_routes
-        self.runtime = RuntimeState()
         self._write_sysctl = write_sysctl
         self._remember = remember_sysctls
         self._saved_sysctls: dict[str, str] = {}
@@ -415,77 +400,3 @@ def _spec_of(info: ServiceInfo) -> ServiceSpec:
         ops=bool(info.flags & ServiceFlags.ONEPACKET),
         pe_name=info.pe_name,
     )
-
-
-def _service_settings(spec: ServiceSpec) -> tuple[Any, ...]:
-    return (
-        spec.scheduler,
-        spec.persistent,
-        spec.timeout if spec.persistent else 0,
-        spec.netmask,
-        spec.sched_flags & int(ServiceFlags.SCHED1 | ServiceFlags.SCHED2 | ServiceFlags.SCHED3),
-        spec.ops,
-        spec.pe_name,
-    )
-
-
-def _dest_settings(d: DestSpec | DestInfo) -> tuple[int, ...]:
-    return (d.fwd, d.weight, d.u_threshold, d.l_threshold, d.tun_type, d.tun_port, d.tun_flags)
-
-
-def reconcile(
-    director: Director,
-    services: list[tuple[ServiceSpec, list[DestSpec]]],
-    runtime: RuntimeState | None = None,
-) -> int:
-    """Make the running services equal to ``services`` with the least change; returns how many
-    operations it took.
-
-    What stays is edited only where it differs, so connections and persistence templates survive
-    a reload; what is not in ``services`` is deleted. ``runtime`` (default: the director's) is laid
-    over the configuration: a real server a health check quiesced keeps weight 0, one it took
-    out stays out, unless the configuration itself changed it. The rules are applied once.
-    """
-    state = runtime if runtime is not None else director.runtime
-    current = {service_key(info): info for info in director.services()}
-    wanted: dict[ServiceKey, tuple[ServiceSpec, list[DestSpec]]] = {}
-    for spec, dests in services:
-        skey = service_key(spec)
-        effective = []
-        for dest in dests:
-            override = state.weights.get((skey, dest_key(dest)), -1)
-            if override is None:
-                continue  # taken out by a health check
-            effective.append(dest if override == -1 else replace(dest, weight=override))
-        wanted[skey] = (spec, effective)
-    ops = 0
-    with director.batch():
-        for skey, info in current.items():
-            if skey not in wanted:
-                director.del_service(_spec_of(info))
-                ops += 1
-        for skey, (spec, dests) in wanted.items():
-            info = current.get(skey)
-            have: dict[DestKey, DestInfo] = {}
-            if info is None:
-                director.add_service(spec)
-                ops += 1
-            else:
-                if _service_settings(_spec_of(info)) != _service_settings(spec):
-                    director.edit_service(spec)
-                    ops += 1
-                have = {dest_key(d): d for d in info.dests}
-            want = {dest_key(d): d for d in dests}
-            for dkey, dinfo in have.items():
-                if dkey not in want:
-                    director.del_dest(spec, DestSpec(af=dinfo.af, addr=dinfo.addr, port=dinfo.port))
-                    ops += 1
-            for dkey, dest in want.items():
-                old = have.get(dkey)
-                if old is None:
-                    director.add_dest(spec, dest)
-                    ops += 1
-                elif _dest_settings(old) != _dest_settings(dest):
-                    director.edit_dest(spec, dest)
-                    ops += 1
-    return ops

@@ -21,13 +21,14 @@ import contextlib
 import hashlib
 import logging
 import os
+import queue
 import shutil
 import smtplib
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -111,6 +112,36 @@ class Health:
     started: float = 0.0  # when a worker took it up (0: still queued behind other checks)
 
 
+class WorkerPool:
+    """``workers`` daemon threads taking jobs from one queue. Daemon threads, unlike those of
+    ``concurrent.futures``, do not hold pylvsd's exit back while a check waits on a hung server."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, job: Callable[[], None]) -> None:
+        if len(self.threads) < self.workers:  # started as work comes, up to the bound
+            thread = threading.Thread(
+                target=self._work, name=f"pylvs-health-{len(self.threads)}", daemon=True
+            )
+            self.threads.append(thread)
+            thread.start()
+        self.jobs.put(job)
+
+    def _work(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            try:
+                job()
+            except Exception:  # a job's own failure must not end the worker
+                log.exception("health check worker")
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+
+
 class _Effects:
     """The keeper's e-mails and fallback commands, run in the pool."""
 
@@ -118,12 +149,11 @@ class _Effects:
         self.monitor = monitor
 
     def alert(self, virtual: VirtualConfig, subject: str) -> None:
-        self.monitor.pool.submit(
-            self.monitor.send_alert, virtual, subject, self.monitor.keeper.status
-        )
+        status = self.monitor.keeper.status
+        self.monitor.pool.submit(lambda: self.monitor.send_alert(virtual, subject, status))
 
     def command(self, argv: str) -> None:
-        self.monitor.pool.submit(self.monitor.run_command, argv)
+        self.monitor.pool.submit(lambda: self.monitor.run_command(argv))
 
 
 class HealthMonitor:
@@ -148,7 +178,7 @@ class HealthMonitor:
         self.clock = clock
         self.reload = reload
         self.workers = workers
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pylvs-health")
+        self.pool = WorkerPool(workers)
         self.keeper = Keeper(table, _Effects(self))
         self.config = Config()
         self.health: dict[str, Health] = {}
@@ -181,9 +211,10 @@ class HealthMonitor:
         self.first_pass = set(self.health)
         # checktype=on needs no check: its reals are up when the start is over, as ldirectord's
         # first pass inside ld_start leaves them.
-        for rid, (v, i) in self.keeper.checks().items():
-            if v.checktype == "on":
-                self._start(rid, self.health[rid], v, i, now)
+        with self.keeper.session():  # the table is read once for all of them
+            for rid, (v, i) in self.keeper.checks().items():
+                if v.checktype == "on":
+                    self._start(rid, self.health[rid], v, i, now)
         self._check_status()
         self.cfg_stat = self._cfg_stat()
         if reloading:
@@ -361,7 +392,8 @@ class HealthMonitor:
         else:
             log.info(" - ignore new configuration")
         if callback and os.access(callback, os.X_OK):
-            self.pool.submit(self.run_command, f"{callback} {path}")
+            command = f"{callback} {path}"
+            self.pool.submit(lambda: self.run_command(command))
 
     # -- effects (in the pool) ------------------------------------------------------------------
 
@@ -450,4 +482,4 @@ class HealthMonitor:
 
     def close(self) -> None:
         self.health = {}
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.close()

@@ -124,9 +124,10 @@ def build_ruleset(services: Sequence[ServiceInfo]) -> str:
                 continue
             rport = dest.port or svc.port
             sport = f" --sport {rport}" if rport else ""
-            add(f"-s {dest.addr}/32 -p {proto}{sport}")
+            # Only replies on their way to a client (iptables.NOT_LOCAL).
+            add(f"-s {dest.addr}/32 -p {proto}{sport} {iptables.NOT_LOCAL}")
             for kind in _ICMP_ERRORS:
-                add(f"-s {dest.addr}/32 -p icmp --icmp-type {kind}")
+                add(f"-s {dest.addr}/32 -p icmp --icmp-type {kind} {iptables.NOT_LOCAL}")
     return "\n".join([*lines, "COMMIT", ""])
 
 

@@ -18,6 +18,11 @@ class IptablesError(Exception):
     """An iptables command failed; the message has the command and its error output."""
 
 
+# Matches what is not addressed to this host: the rules for NAT replies use it, so that what a real
+# server sends to the director itself (health check answers, ping replies) is left to the kernel.
+NOT_LOCAL = "-m addrtype ! --dst-type LOCAL"
+
+
 def run(*args: str, check: bool = True) -> bool:
     """``iptables -w ARGS``; True if it succeeded (IptablesError on failure when ``check``)."""
     return _call(["iptables", "-w", *args], None, check)

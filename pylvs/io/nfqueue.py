@@ -113,13 +113,16 @@ def build_ruleset(services: Iterable[ServiceInfo], queue_num: int, bypass: bool)
         for dest in svc.dests:
             if dest.fwd != FwdMethod.MASQ or dest.af != AF_INET:
                 continue
-            # Replies of NAT connections come from RIP:rport (rport = vport when 0).
+            # Replies of NAT connections come from RIP:rport (rport = vport when 0) and go to a
+            # client; what the real server sends to the director itself (the health checks'
+            # answers, ping replies) is not a reply to forward and stays out of the queue.
             rport = dest.port or svc.port
             proto = _PROTO_NAMES.get(svc.protocol)
             sport = f" --sport {rport}" if rport else ""
             for name in ("tcp", "udp") if svc.fwmark or proto is None else (proto,):
-                add(raw, f"-A {CHAIN} -s {dest.addr}/32 -p {name}{sport} -j {QUEUE_CHAIN}")
-            add(raw, f"-A {CHAIN} -s {dest.addr}/32 -p icmp -j {QUEUE_CHAIN}")
+                match = f"-s {dest.addr}/32 -p {name}{sport} {iptables.NOT_LOCAL}"
+                add(raw, f"-A {CHAIN} {match} -j {QUEUE_CHAIN}")
+            add(raw, f"-A {CHAIN} -s {dest.addr}/32 -p icmp {iptables.NOT_LOCAL} -j {QUEUE_CHAIN}")
     return "\n".join([*raw, "COMMIT", *mangle, "COMMIT", ""])
 
 

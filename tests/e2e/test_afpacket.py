@@ -55,7 +55,8 @@ def test_rules_follow_services_and_go_on_stop(tmp_path: Path) -> None:
         daemon.ctl.add_dest(svc, dest)
         rules = _raw_rules(lab)
         assert f"-A PYLVS-AF -d {topo.vip}/32 -p tcp -m tcp --dport {PORT} -j DROP" in rules
-        assert f"-A PYLVS-AF -s {topo.reals[0]}/32 -p tcp -m tcp --sport {PORT} -j DROP" in rules
+        reply = f"-s {topo.reals[0]}/32 -p tcp -m tcp --sport {PORT}"
+        assert f"-A PYLVS-AF {reply} -m addrtype ! --dst-type LOCAL -j DROP" in rules
         # pylvs sends NAT packets itself: the kernel is not asked to forward.
         with lab.inside("d"):
             assert netcfg.read_sysctl("net.ipv4.ip_forward") == "0"

@@ -56,7 +56,8 @@ def test_sigterm_removes_everything(tmp_path: Path, backend: str) -> None:
         daemon.ctl.add_dest(svc, DestSpec(addr=topo.reals[0], port=PORT, fwd=int(FwdMethod.MASQ)))
         rules = _rules(lab)
         assert f"-d {topo.vip}/32 -p tcp -m tcp --dport {PORT} -j PYLVS-Q" in rules
-        assert f"-s {topo.reals[0]}/32 -p tcp -m tcp --sport {PORT} -j PYLVS-Q" in rules
+        not_local = "-m addrtype ! --dst-type LOCAL"
+        assert f"-s {topo.reals[0]}/32 -p tcp -m tcp --sport {PORT} {not_local} -j PYLVS-Q" in rules
         assert "--queue-bypass" in rules
         assert _ip_forward(lab) == "1"
         daemon.ctl.close()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nginx as nginx_server
 import pytest
 from lvslab import Daemon, setup_realservers, start_daemon, undo_realservers
 
@@ -30,15 +31,7 @@ from pylvs.testing.netns import Lab, LvsTopology, build_lvs_lab, wait_until
 
 PORT = 80
 
-NGINX_CONF = """\
-master_process off;
-daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
+NGINX_SERVERS = """\
     server {{
         listen {port} reuseport;
         root {d}/www;
@@ -46,7 +39,6 @@ http {{
             if (-f {d}/fail500) {{ return 500; }}
         }}
     }}
-}}
 """
 
 
@@ -98,10 +90,7 @@ def _nginx(lab: Lab, short: str, root: Path) -> subprocess.Popen[Any]:
     (root / "www").mkdir(parents=True, exist_ok=True)
     (root / "www" / "index.html").write_text(f"{short}\n")
     (root / "www" / "check.html").write_text("OK\n")
-    conf = root / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(d=root, port=PORT))
-    proc = lab.popen(short, ["nginx", "-c", str(conf), "-p", str(root)])
-    return proc
+    return nginx_server.start(lab, short, root, NGINX_SERVERS.format(d=root, port=PORT))
 
 
 def _listening(lab: Lab, short: str) -> bool:

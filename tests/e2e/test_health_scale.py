@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+import nginx as nginx_server
 from lvslab import start_daemon
 
 from pylvs.testing.netns import Lab, wait_until
@@ -38,13 +39,8 @@ def test_500_real_servers_at_a_one_second_interval(tmp_path: Path) -> None:
                 netcfg.add_address("r0", f"{addr}/16")
         (tmp_path / "www").mkdir()
         (tmp_path / "www" / "check.html").write_text("OK\n")
-        (tmp_path / "nginx.conf").write_text(
-            "master_process off; daemon off; worker_processes 1;\n"
-            f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;\n"
-            "events { worker_connections 1024; }\n"
-            f"http {{ access_log off; server {{ listen 80; root {tmp_path}/www; }} }}\n"
-        )
-        lab.popen("r1", ["nginx", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)])
+        servers = f"    server {{ listen 80; root {tmp_path}/www; }}\n"
+        nginx_server.start(lab, "r1", tmp_path / "nginx", servers, connections=1024)
         lines = "".join(f"    real={addr}:80 masq\n" for addr in reals)
         config = tmp_path / "ldirectord.cf"
         config.write_text(

@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import nginx as nginx_server
 import pytest
 
 from pylvs.health.check import CheckFailed, CheckTarget
@@ -31,20 +32,9 @@ RIP = "198.51.100.11"
 HTTP, HTTPS, PROXY, BACKEND, HUNG, REDIS, SPARE = 80, 443, 3128, 8081, 8082, 6379, 8090
 TIMEOUT = 2.0
 
-NGINX_CONF = """\
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    log_format health '$server_port|$request|$http_host|$http_user_agent';
-    access_log {d}/access.log health;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    default_type text/plain;
+# The server blocks of nginx.conf (tests/e2e/nginx.py adds the rest); nginx logs each request
+# line and Host header, so the tests see what the check sent.
+NGINX_SERVERS = """\
     server {{
         listen {rip}:{http} default_server;
         server_name _;
@@ -98,18 +88,14 @@ http {{
         listen 127.0.0.1:{backend} default_server;
         location / {{ return 404; }}
     }}
-}}
 """
+ACCESS_LOG = (
+    "log_format health '$server_port|$request|$http_host|$http_user_agent';\n"
+    "    access_log {d}/access.log health;"
+)
 
-SPARE_CONF = """\
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 16; }}
-http {{
-    access_log off;
+SPARE_SERVERS = """\
     server {{ listen {rip}:{port}; location / {{ return 200 "up\\n"; }} }}
-}}
 """
 
 
@@ -150,14 +136,6 @@ def port_open(lab: Lab, port: int) -> bool:
         return sock.connect_ex((RIP, port)) == 0
 
 
-def start_nginx(lab: Lab, directory: Path, conf: str) -> subprocess.Popen[Any]:
-    directory.mkdir(exist_ok=True)
-    (directory / "nginx.conf").write_text(conf)
-    argv = ["nginx", "-p", str(directory), "-c", str(directory / "nginx.conf")]
-    argv += ["-e", str(directory / "error.log"), "-g", "daemon off;"]
-    return lab.popen("r1", argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def start_redis(lab: Lab, directory: Path, port: int) -> subprocess.Popen[Any]:
     argv = ["redis-server", "--bind", RIP, "--port", str(port), "--save", "", "--appendonly", "no"]
     argv += ["--dir", str(directory), "--protected-mode", "no"]
@@ -181,10 +159,12 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
         lab.add_netns("d")
         lab.add_netns("r1")
         lab.veth("d", "d0", "r1", "r0", f"{DIRECTOR}/24", f"{RIP}/24")
-        conf = NGINX_CONF.format(
+        servers = NGINX_SERVERS.format(
             d=directory, rip=RIP, http=HTTP, https=HTTPS, proxy=PROXY, backend=BACKEND
         )
-        nginx = start_nginx(lab, directory, conf)
+        nginx = nginx_server.start(
+            lab, "r1", directory, servers, ACCESS_LOG.format(d=directory), connections=64
+        )
         redis = start_redis(lab, directory, REDIS)
         for port in (HTTP, HTTPS, PROXY, REDIS):
             wait_until(partial(port_open, lab, port), timeout=10, what=f"port {port}")
@@ -297,7 +277,8 @@ def test_http_hung_server(web: Web, hung: int) -> None:
 
 def test_http_refused_after_stop(web: Web) -> None:
     directory = web.dir / "spare"
-    proc = start_nginx(web.lab, directory, SPARE_CONF.format(d=directory, rip=RIP, port=SPARE))
+    servers = SPARE_SERVERS.format(rip=RIP, port=SPARE)
+    proc = nginx_server.start(web.lab, "r1", directory, servers, connections=16)
     wait_until(lambda: port_open(web.lab, SPARE), timeout=10, what="spare nginx")
     assert web.check(target("http", SPARE, receive="up")).startswith("200")
     web.lab.stop(proc)

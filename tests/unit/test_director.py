@@ -1,5 +1,6 @@
-"""The director and the reconciliation of a configuration with the running table, with a fake
-backend (no host changes) and the routing table faked."""
+"""The director, and a configuration applied to it as pylvsd does (the health component's
+ldirectord start inside one batch), with a fake backend (no host changes) and the routing table
+faked."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from typing import Any
 import pytest
 
 from pylvs import director as director_module
+from pylvs.config import parse
 from pylvs.core.control import DestSpec, IPVSError, ServiceInfo, ServiceSpec
 from pylvs.core.engine import Engine
 from pylvs.core.service import FwdMethod
-from pylvs.director import Director, RuntimeState, dest_key, reconcile, service_key
+from pylvs.director import Director
+from pylvs.health.monitor import HealthMonitor
 from pylvs.io import netcfg
 from pylvs.io.backend import BackendError
 
@@ -90,39 +93,40 @@ def _weights(d: Director) -> dict[str, int]:
     return {x.addr: x.weight for s in d.services() for x in s.dests}
 
 
-def test_reconcile_adds_then_changes_only_what_differs(routes: set[str]) -> None:
+class _Loop:
+    def call_soon(self, fn: Any, *args: Any) -> None:
+        raise AssertionError("checktype=on runs no check")
+
+
+def _cf(dests: Sequence[DestSpec], sched: str = "wrr") -> str:
+    reals = "".join(f"\treal={x.addr}:80 masq {x.weight}\n" for x in dests)
+    return f"virtual={VIP}:80\n{reals}\tscheduler={sched}\n\tprotocol=tcp\n\tchecktype=on\n"
+
+
+def _apply(d: Director, text: str, monitor: HealthMonitor | None = None) -> HealthMonitor:
+    """What pylvsd does with a configuration file: the health component's start, one batch."""
+    mon = monitor or HealthMonitor(d, _Loop(), workers=1, batch=d.batch)  # type: ignore[arg-type]
+    with d.batch():
+        mon.apply(parse(text, "ldirectord.cf"), reloading=monitor is not None)
+    return mon
+
+
+def test_a_configuration_applies_with_one_rule_update_then_changes_what_differs(
+    routes: set[str],
+) -> None:
     d, backend, sysctls = _director()
-    config = [(_svc(), [_dest("198.51.100.11", 3), _dest("198.51.100.12")])]
-    assert reconcile(d, config) == 3
+    mon = _apply(d, _cf([_dest("198.51.100.11", 3), _dest("198.51.100.12")]))
+    assert _weights(d) == {"198.51.100.11": 3, "198.51.100.12": 1}
     assert len(backend.rule_updates) == 1  # one rule update for the whole load
     assert sysctls == {"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.accept_local": 1}
-    assert reconcile(d, config) == 0  # nothing changed, nothing done
-    config = [(_svc(), [_dest("198.51.100.11", 3), _dest("198.51.100.13", 2)])]
-    assert reconcile(d, config) == 2  # one real server out, one in
+    _apply(d, _cf([_dest("198.51.100.11", 3), _dest("198.51.100.13", 2)]), mon)
     assert _weights(d) == {"198.51.100.11": 3, "198.51.100.13": 2}
-    assert reconcile(d, [(_svc(sched="rr"), config[0][1])]) == 1  # the scheduler only
-    assert reconcile(d, []) == 1
-    assert d.services() == []
+    assert len(backend.rule_updates) == 2
+    _apply(d, _cf([_dest("198.51.100.11", 3), _dest("198.51.100.13", 2)], sched="rr"), mon)
+    assert d.services()[0].scheduler == "rr"
+    _apply(d, f"virtual={VIP}:81\n\treal=198.51.100.11:81 masq\n\tchecktype=off\n", mon)
+    assert [s.port for s in d.services()] == [81]  # the old virtual purged, the new one empty
     assert sysctls["net.ipv4.ip_forward"] == "0"  # restored with the last NAT real server
-
-
-def test_reload_keeps_what_health_checks_decided(routes: set[str]) -> None:
-    """A real server quiesced (or taken out) by a check stays so after a reload that does not
-    change it; the others take the file's new values."""
-    d, _backend, _ = _director()
-    config = [(_svc(), [_dest("198.51.100.11", 3), _dest("198.51.100.12", 1)])]
-    reconcile(d, config)
-    skey = service_key(_svc())
-    d.runtime.weights[(skey, dest_key(_dest("198.51.100.11")))] = 0
-    d.runtime.weights[(skey, dest_key(_dest("198.51.100.12")))] = None
-    reconcile(d, config)
-    assert _weights(d) == {"198.51.100.11": 0}
-    config = [(_svc(), [_dest("198.51.100.11", 5), _dest("198.51.100.12", 1),
-                        _dest("198.51.100.13", 4)])]  # fmt: skip
-    reconcile(d, config)
-    assert _weights(d) == {"198.51.100.11": 0, "198.51.100.13": 4}
-    assert reconcile(d, config, RuntimeState()) == 2  # without the runtime state: as in the file
-    assert _weights(d) == {"198.51.100.11": 5, "198.51.100.12": 1, "198.51.100.13": 4}
 
 
 def test_unroutable_entries_are_accepted_with_no_path(routes: set[str]) -> None:
@@ -200,7 +204,7 @@ def test_a_large_configuration_applies_with_one_update_of_each_kind(
         routes.add(dest.addr)
     assert isinstance(d.engine, Engine)
     updates = 0
-    reconcile(d, [(_svc(), dests[:1])])
+    mon = _apply(d, _cf(dests[:1]))
     scheduler = d.engine.services_list[0].scheduler
     assert scheduler is not None
     real_update = scheduler.update
@@ -213,10 +217,12 @@ def test_a_large_configuration_applies_with_one_update_of_each_kind(
     monkeypatch.setattr(scheduler, "update", count_update)
     backend.rule_updates.clear()
     lookups.clear()
-    assert reconcile(d, [(_svc(), dests)]) == 4095
-    assert (len(backend.rule_updates), updates, lookups) == (1, 1, [4095])
+    _apply(d, _cf(dests), mon)
+    # One rule update; the scheduler updated by the virtual's edit (ldirectord's -E) and once at
+    # the end of the load; one route lookup for the 4095 new addresses.
+    assert (len(backend.rule_updates), updates, lookups) == (1, 2, [4095])
     assert len(d.services()[0].dests) == 4096
     reversed_weights = [_dest(x.addr, 9) for x in reversed(dests[2048:])]
-    assert reconcile(d, [(_svc(), reversed_weights)]) == 4096  # 2048 out, 2048 edited
-    assert (len(backend.rule_updates), updates) == (2, 2)
-    assert [x.weight for x in d.services()[0].dests] == [9] * 2048
+    _apply(d, _cf(reversed_weights), mon)  # 2048 out, 2048 edited
+    assert (len(backend.rule_updates), updates) == (2, 4)
+    assert sorted(x.weight for x in d.services()[0].dests) == [9] * 2048

@@ -110,7 +110,7 @@ TOML_CASES = [
      'not "dr"'),
     ("bad checktype", "[[virtual]]\nfwmark = 1\nchecktype = \"often\"\n",
      "pylvs.toml:3: virtual[0].checktype must be one of connect, negotiate, ping, off, on, "
-     "external, external-perl or a number"),
+     "external, external-perl, misc or a number"),
     ("duplicate virtual", "[[virtual]]\nfwmark = 1\n[[virtual]]\nfwmark = 1\n",
      "pylvs.toml:3: duplicate virtual server fwm:1"),
     ("gue refused", "[[virtual]]\nfwmark = 1\n[[virtual.real]]\naddress = \"10.0.0.1\"\n"

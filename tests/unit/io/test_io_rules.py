@@ -12,6 +12,8 @@ from pylvs.io import afpacket, nfqueue
 from pylvs.io.rings import client_hash_program, host_filter
 from pylvs.testing import bpf
 
+NL = "-m addrtype ! --dst-type LOCAL"  # replies on their way to a client only
+
 
 def _dest(addr: str, fwd: FwdMethod, port: int = 8080) -> DestInfo:
     return DestInfo(4, addr, port, int(fwd), 1, 0, 0, 0, 0, 0)
@@ -54,14 +56,14 @@ def test_nfqueue_ruleset() -> None:
             "-A PYLVS -d 203.0.113.10/32 -p tcp --dport 80 -j PYLVS-Q",
             "-A PYLVS -d 203.0.113.10/32 -p icmp -j PYLVS-Q",
             "-A PYLVS -d 203.0.113.10/32 -p udp --dport 53 -j PYLVS-Q",
-            "-A PYLVS -s 198.51.100.11/32 -p tcp --sport 8080 -j PYLVS-Q",
-            "-A PYLVS -s 198.51.100.11/32 -p icmp -j PYLVS-Q",
+            "-A PYLVS -s 198.51.100.11/32 -p tcp --sport 8080 " + NL + " -j PYLVS-Q",
+            "-A PYLVS -s 198.51.100.11/32 -p icmp " + NL + " -j PYLVS-Q",
             # port 0: replies come from the virtual port
-            "-A PYLVS -s 198.51.100.11/32 -p udp --sport 53 -j PYLVS-Q",
+            "-A PYLVS -s 198.51.100.11/32 -p udp --sport 53 " + NL + " -j PYLVS-Q",
             # a fwmark service's NAT replies, any protocol the mark may carry, any port
-            "-A PYLVS -s 198.51.100.13/32 -p tcp -j PYLVS-Q",
-            "-A PYLVS -s 198.51.100.13/32 -p udp -j PYLVS-Q",
-            "-A PYLVS -s 198.51.100.13/32 -p icmp -j PYLVS-Q",
+            "-A PYLVS -s 198.51.100.13/32 -p tcp " + NL + " -j PYLVS-Q",
+            "-A PYLVS -s 198.51.100.13/32 -p udp " + NL + " -j PYLVS-Q",
+            "-A PYLVS -s 198.51.100.13/32 -p icmp " + NL + " -j PYLVS-Q",
             "COMMIT",
             "*mangle",
             ":PYLVS-MARK - [0:0]",
@@ -77,15 +79,15 @@ def test_afpacket_ruleset_drops_what_pylvs_forwards() -> None:
     rules = afpacket.build_ruleset(SERVICES).splitlines()
     assert rules[:2] == ["*raw", ":PYLVS-AF - [0:0]"]
     assert "-A PYLVS-AF -d 203.0.113.10/32 -p tcp --dport 80 -j DROP" in rules
-    assert "-A PYLVS-AF -s 198.51.100.11/32 -p tcp --sport 8080 -j DROP" in rules
-    assert "-A PYLVS-AF -s 198.51.100.11/32 -p udp --sport 53 -j DROP" in rules
+    assert "-A PYLVS-AF -s 198.51.100.11/32 -p tcp --sport 8080 " + NL + " -j DROP" in rules
+    assert "-A PYLVS-AF -s 198.51.100.11/32 -p udp --sport 53 " + NL + " -j DROP" in rules
     # A DR real server's traffic never comes back through the director: nothing to drop.
     assert not any("198.51.100.12" in r for r in rules)
     # ICMP errors, each kind once per address.
     icmp = [r for r in rules if "icmp-type time-exceeded" in r]
     assert icmp == [
         "-A PYLVS-AF -d 203.0.113.10/32 -p icmp --icmp-type time-exceeded -j DROP",
-        "-A PYLVS-AF -s 198.51.100.11/32 -p icmp --icmp-type time-exceeded -j DROP",
+        "-A PYLVS-AF -s 198.51.100.11/32 -p icmp --icmp-type time-exceeded " + NL + " -j DROP",
     ]
     # fwmark services are refused by this backend, so they add nothing.
     assert not any("198.51.100.13" in r for r in rules)
