@@ -1,0 +1,43 @@
+"""Sending gratuitous ARP on one interface (the frames and their timing: :mod:`pylvs.core.garp`).
+
+The frames go out through an ``AF_PACKET`` socket bound to the interface, so they leave even
+while the address is not yet usable for IP. :func:`announce` blocks for the whole schedule
+(about a second); the HA component calls it from its own thread, never from the data plane's.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+from pylvs.core.garp import ARP_COUNT, ARP_INTERVAL, arp_frames, send_arp_schedule
+from pylvs.io import netcfg
+
+__all__ = ["announce"]
+
+_ETH_P_ARP = 0x0806
+
+
+def announce(
+    ifname: str,
+    ip: str,
+    count: int = ARP_COUNT,
+    interval: float = ARP_INTERVAL,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Send ``send_arp``'s requests and replies for ``ip`` on ``ifname``; returns how many."""
+    mac = netcfg.link_info(ifname).mac
+    request, reply = arp_frames(mac, socket.inet_aton(ip))
+    sent = 0
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ARP)) as sock:
+        sock.bind((ifname, _ETH_P_ARP))
+        start = clock()
+        for offset, kind in send_arp_schedule(count, interval):
+            wait = start + offset - clock()
+            if wait > 0:
+                sleep(wait)
+            sock.send(reply if kind else request)
+            sent += 1
+    return sent
