@@ -7,12 +7,14 @@ daemon.
 What it follows (heartbeat 3.0.6, ``heartbeat.c``):
 
 * A node's status is what its latest ``t=status`` message said (``init``, ``up``, ``active``,
-  ...), until nothing has been heard from it on any medium for ``deadtime``: then it is ``dead``.
-  Until a node has been heard once, ``initdead`` (counted from the start) stands in for
-  ``deadtime``. A message that arrives more than ``warntime`` after the previous one from the same
-  node is reported as a late heartbeat.
-* Each (node, medium) pair is a link, ``up`` while messages arrive on it and ``dead`` after
-  ``deadtime`` without any: one lost medium of two is a dead link, not a dead node.
+  ...), until no status message has come from it on any medium for its deadtime: then it is
+  ``dead``. Only status messages count (``check_for_timeouts``), and the deadtime is the one the
+  node advertises in its ``dt`` field (heartbeat adds 2 s to it for a node's first 5 s), ha.cf's
+  ``deadtime`` until it has said one. Until a node has been heard once, ``initdead`` (counted
+  from the start) stands in. A status that arrives more than ``warntime`` after the previous one
+  is reported as a late heartbeat.
+* Each (node, medium) pair is a link, ``up`` while status messages arrive on it and ``dead``
+  after the node's deadtime without any: one lost medium of two is a dead link, not a dead node.
 * Every message carries the sender's generation (``hg``, raised at each start of the node) and a
   sequence number (``seq``). An older generation is a replay from an earlier life of the node and
   is refused; a newer one means the node restarted; within a generation a sequence number already
@@ -117,8 +119,9 @@ class Heard:
 class _Node:
     name: str
     state: str = NEVER
-    last: float = 0.0  # when anything was last heard from it
-    links: dict[str, float] = field(default_factory=dict)  # medium -> last heard on it
+    last: float = 0.0  # when its last status message came
+    deadtime: float | None = None  # as the node advertises it (dt), seconds
+    links: dict[str, float] = field(default_factory=dict)  # medium -> last status on it
     link_up: dict[str, bool] = field(default_factory=dict)
     generation: int | None = None
     max_seq: int = 0
@@ -145,9 +148,11 @@ class Membership:
         generation: int | None = None,
         seq: int | None = None,
         status: str | None = None,
+        deadtime: float | None = None,
     ) -> Heard:
         """An authentic message from ``node`` arrived on ``medium`` (its signature already
-        checked); ``status`` is its ``st`` field for ``t=status`` messages."""
+        checked); ``status`` is its ``st`` field and ``deadtime`` its ``dt`` (in seconds) for
+        ``t=status`` messages, None for the others."""
         peer = self.nodes.get(node)
         if peer is None:
             return self._refuse("unknown node", f"{node} is not a node of this cluster")
@@ -159,11 +164,12 @@ class Membership:
                 events.append(NodeRestarted(node, generation))
             if peer.generation != generation:
                 peer.generation, peer.max_seq, peer.seen = generation, 0, set()
-        # Any authentic copy keeps its link alive, duplicates included.
-        if not peer.link_up.get(medium):
-            peer.link_up[medium] = True
-            events.append(LinkStatus(node, medium, "up"))
-        peer.links[medium] = now
+        if status is not None:
+            # Any authentic copy of a status keeps its link alive, duplicates included.
+            if not peer.link_up.get(medium):
+                peer.link_up[medium] = True
+                events.append(LinkStatus(node, medium, "up"))
+            peer.links[medium] = now
         duplicate = ""
         if seq is not None:
             if seq <= peer.max_seq - SEQ_WINDOW:
@@ -179,14 +185,16 @@ class Membership:
         if duplicate:
             self.refused[duplicate] += 1
             return Heard(False, duplicate, tuple(events))
+        if status is None:
+            return Heard(True, "", tuple(events))
         if peer.state != NEVER and peer.state != DEAD:
             interval = now - peer.last
             if interval > self.timing.warntime:
                 events.append(LateHeartbeat(node, int(interval * 1000)))
         peer.last = now
-        if status is not None or peer.state in (NEVER, DEAD):
-            reported = status if status is not None else "up"
-            events.extend(self._move(peer, "heard", reported))
+        if deadtime is not None:
+            peer.deadtime = deadtime
+        events.extend(self._move(peer, "heard", status))
         return Heard(True, "", tuple(events))
 
     def _refuse(self, kind: str, reason: str) -> Heard:
@@ -204,17 +212,20 @@ class Membership:
 
     # -- time -------------------------------------------------------------------------------
 
+    def _deadtime(self, peer: _Node) -> float:
+        return peer.deadtime if peer.deadtime is not None else self.timing.deadtime
+
     def _node_deadline(self, peer: _Node) -> float:
         if peer.state == NEVER:
             return self.started + self.timing.initdead
-        return peer.last + self.timing.deadtime
+        return peer.last + self._deadtime(peer)
 
     def tick(self, now: float) -> list[Event]:
         """Nodes and links whose time ran out."""
         events: list[Event] = []
         for peer in self.nodes.values():
             for medium, last in peer.links.items():
-                if peer.link_up.get(medium) and now > last + self.timing.deadtime:
+                if peer.link_up.get(medium) and now > last + self._deadtime(peer):
                     peer.link_up[medium] = False
                     events.append(LinkStatus(peer.name, medium, DEAD))
             if peer.state != DEAD and now > self._node_deadline(peer):
@@ -229,7 +240,7 @@ class Membership:
                 times.append(self._node_deadline(peer))
             for medium, last in peer.links.items():
                 if peer.link_up.get(medium):
-                    times.append(last + self.timing.deadtime)
+                    times.append(last + self._deadtime(peer))
         return min(times) if times else None
 
     # -- what status listings show ------------------------------------------------------------

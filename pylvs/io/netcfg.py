@@ -287,14 +287,58 @@ def has_address(ifname: str, addr: str) -> bool:
         return any(msg.get_attr("IFA_ADDRESS") == ip for msg in ipr.get_addr(index=index))
 
 
-def add_address(ifname: str, addr: str, prefixlen: int | None = None) -> bool:
-    """Add ``addr`` (``"192.0.2.1/24"`` or address + prefixlen); False if it was already there."""
+def add_address(
+    ifname: str,
+    addr: str,
+    prefixlen: int | None = None,
+    label: str | None = None,
+    broadcast: str | None = None,
+) -> bool:
+    """Add ``addr`` (``"192.0.2.1/24"`` or address + prefixlen), with an ``ip addr`` label
+    (``eth0:vip``) and broadcast address if given; False if it was already there."""
     ip, plen = _split(addr, prefixlen)
     if has_address(ifname, ip):
         return False
+    extra: dict[str, Any] = {}
+    if label is not None:
+        extra["label"] = label
+    if broadcast is not None:
+        extra["broadcast"] = broadcast
     with _ipr() as ipr:
-        ipr.addr("add", index=_ifindex(ipr, ifname), address=ip, prefixlen=plen)
+        ipr.addr("add", index=_ifindex(ipr, ifname), address=ip, prefixlen=plen, **extra)
     return True
+
+
+def interfaces_with(addr: str) -> list[str]:
+    """The interfaces that hold ``addr`` (IPv4 or IPv6), by name."""
+    ip = str(ipaddress.ip_address(addr))
+    with _ipr() as ipr:
+        indexes = {int(m["index"]) for m in ipr.get_addr() if m.get_attr("IFA_ADDRESS") == ip}
+        return sorted(
+            str(link.get_attr("IFLA_IFNAME"))
+            for link in ipr.get_links()
+            if link["index"] in indexes
+        )
+
+
+def connected_network(addr: str) -> tuple[str, int] | None:
+    """IPaddr2's ``findif``: the interface and prefix length of a configured IPv4 network that
+    contains ``addr`` (the most specific, ``lo`` never), or None."""
+    ip = ipaddress.IPv4Address(addr)
+    best: tuple[int, str] | None = None
+    with _ipr() as ipr:
+        names = {int(link["index"]): str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()}
+        for msg in ipr.get_addr(family=socket.AF_INET):
+            name = names.get(int(msg["index"]), "")
+            local = msg.get_attr("IFA_ADDRESS")
+            plen = int(msg["prefixlen"])
+            if name == "lo" or not local or plen >= 32:
+                continue
+            if ip in ipaddress.IPv4Network(f"{local}/{plen}", strict=False) and (
+                best is None or plen > best[0]
+            ):
+                best = (plen, name)
+    return None if best is None else (best[1], best[0])
 
 
 def del_address(ifname: str, addr: str, prefixlen: int | None = None) -> bool:

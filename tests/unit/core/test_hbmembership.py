@@ -81,6 +81,15 @@ def test_replays_are_refused() -> None:
     assert m.status("nodea") == "active"
 
 
+def test_only_status_messages_keep_a_node_alive_with_its_own_deadtime() -> None:
+    m = Membership("nodeb", ["nodea", "nodeb"], TIMING, 0.0)
+    m.heard("nodea", "eth0", 0.0, 1, 1, "active", deadtime=3.0)  # dt=bb8 during its first 5 s
+    for i in range(2, 30):
+        m.heard("nodea", "eth0", i * 0.1, 1, i)  # NS_ackmsg, resource...: not heartbeats
+    assert m.tick(2.9) == []
+    assert NodeStatus("nodea", "active", DEAD) in m.tick(3.01)
+
+
 def test_late_heartbeat() -> None:
     m = _m()
     m.heard("nodea", "eth0", 0.0, 1, 1, "active")
@@ -96,7 +105,8 @@ def test_every_transition_of_the_table_is_reachable() -> None:
 
 def test_replay_of_a_real_node_killed_eight_times() -> None:
     """As nodeb saw nodea: every kill -9 (a gap of 2.3 to 26 s) is one death and one restart, and
-    no death is declared anywhere else, with deadtime 1 s and a tick every 50 ms."""
+    no death is declared anywhere else, with nodea's advertised deadtime and a tick every 50 ms.
+    Only status messages count: acks and resource messages do not keep a node alive."""
     keys = {1: AuthKey(1, "sha1", b"hbpeer-test-key")}
     m: Membership | None = None
     deaths, restarts = [], []
@@ -112,7 +122,9 @@ def test_replay_of_a_real_node_killed_eight_times() -> None:
                 clock += 0.05
                 deaths += [e for e in m.tick(clock) if isinstance(e, NodeStatus) and e.new == DEAD]
             status = msg.get("st") if msg.get("t") == "status" else None
-            heard = m.heard("nodea", "eth0", ts, msg.hex("hg"), msg.hex("seq"), status)
+            dt = msg.hex("dt")
+            deadtime = dt / 1000 if dt is not None else None
+            heard = m.heard("nodea", "eth0", ts, msg.hex("hg"), msg.hex("seq"), status, deadtime)
             restarts += [e for e in heard.events if isinstance(e, NodeRestarted)]
     assert len(deaths) == 8
     assert len(restarts) == 8
