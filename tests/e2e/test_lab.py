@@ -144,7 +144,7 @@ def test_farm_demo(clean: set[str]) -> None:
     assert demo.run_farm_demo(out, PREFIX, requests=700) == 0
     text = out.getvalue()
     assert "700 requests to http://192.0.2.100:80/" in text and ", 0 failed" in text
-    assert "TCP  192.0.2.100:80                    700" in text  # pylvsadm -Ln --stats
+    assert "TCP  192.0.2.100:80                    700" in text, text  # pylvsadm -Ln --stats
     assert "rs1 got 0 of the new connections" in text
     assert "  client1: rs" in text and "  client2: rs" in text
     assert re.search(r"-> 192\.0\.2\.11:80 +Route +0 ", text)
