@@ -17,12 +17,21 @@ server costs one timeout, as ldirectord's ``alarm()`` around each check does.
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 
 from pylvs.core.service import AF_INET, AF_INET6
 
-__all__ = ["CheckFailed", "CheckResult", "CheckTarget", "Deadline", "connect_tcp"]
+__all__ = [
+    "CheckFailed",
+    "CheckResult",
+    "CheckTarget",
+    "Deadline",
+    "connect_tcp",
+    "reply_text",
+    "unverified_tls",
+]
 
 
 class CheckFailed(Exception):
@@ -96,3 +105,19 @@ def connect_tcp(target: CheckTarget, deadline: Deadline) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def unverified_tls() -> ssl.SSLContext:
+    """TLS as ldirectord's checks use it: neither the certificate chain nor the host name is
+    verified (LWP's ``verify_hostname => 0``, IO::Socket::SSL defaults of its mail clients)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def reply_text(reply: object) -> str:
+    """A server's answer (bytes from a client library) as text for a check's reason."""
+    if isinstance(reply, bytes):
+        return reply.decode("utf-8", "replace").strip()
+    return str(reply)

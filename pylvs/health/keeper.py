@@ -235,7 +235,6 @@ class Keeper:
 
     def _start(self, config: Config) -> None:
         old = self.virtuals
-        old_reals = self.reals
         self.config = config
         self.virtuals = [_VirtualState(v, v.ident()) for v in config.virtuals]
         self.members = {}
@@ -251,7 +250,6 @@ class Keeper:
                 # ld_setup: checktype=N starts with a negotiate check; -1 never reaches one.
                 start = 999999 if vs.config.checktype == "combined" else -1
                 self.reals.setdefault(rid, RealState(num_connects=start))
-        del old_reals
         self._checks = self._find_checks()
         with self.session():
             wanted = {self.view.key(vs.config.spec) for vs in self.virtuals}
@@ -325,7 +323,7 @@ class Keeper:
         state = self.reals[rid]
         if up:
             rise = self.virtuals[index].config.rise
-            if not self._is_up(rid) and rise > 1:
+            if not self.is_up(rid) and rise > 1:
                 state.successes += 1
                 if state.successes < rise:
                     log.info(
@@ -341,7 +339,7 @@ class Keeper:
             if weight is not None and weight != state.weight:
                 state.weight = weight
                 with self.session():
-                    self.service_set(index, i, "up", force=self._is_up(rid), message=message,
+                    self.service_set(index, i, "up", force=self.is_up(rid), message=message,
                                      do_log=True)  # fmt: skip
                 return
         else:
@@ -357,7 +355,8 @@ class Keeper:
                 index, i, "down", force=True, message="Server in maintenance", do_log=True
             )
 
-    def _is_up(self, rid: str) -> bool:
+    def is_up(self, rid: str) -> bool:
+        """Whether real ``rid`` is up in at least one of its virtual services."""
         return any(rid in self.virtuals[ix].real_status for ix in self.members.get(rid, ()))
 
     def service_set(
@@ -640,6 +639,3 @@ class Keeper:
                 if rid not in out:
                     out[rid] = (vs.config, i)
         return out
-
-    def is_up(self, rid: str) -> bool:
-        return self._is_up(rid)

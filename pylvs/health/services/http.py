@@ -24,12 +24,11 @@ import http.client
 import io
 import re
 import socket
-import ssl
 from typing import cast
 from urllib.parse import quote, urljoin, urlsplit
 
 from pylvs import __version__
-from pylvs.health.check import CheckFailed, CheckTarget, Deadline
+from pylvs.health.check import CheckFailed, CheckTarget, Deadline, unverified_tls
 
 __all__ = ["check", "url_for"]
 
@@ -55,15 +54,6 @@ def url_for(target: CheckTarget) -> str:
     if uri.startswith(f"{schema}://"):
         return uri
     return f"{schema}://{target.host()}:{target.checkport}/{uri}"
-
-
-def _tls_context() -> ssl.SSLContext:
-    # check_http: LWP::UserAgent->new(ssl_opts => { verify_hostname => 0 }); LWP then does not
-    # verify the chain either.
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -101,7 +91,7 @@ def _open(scheme: str, host: str, port: int, deadline: Deadline) -> socket.socke
         sock.settimeout(deadline.left())
         # server_hostname only sets SNI for a name; Python sends none for an address, as
         # IO::Socket::SSL does not.
-        return _tls_context().wrap_socket(sock, server_hostname=host)
+        return unverified_tls().wrap_socket(sock, server_hostname=host)
     except BaseException:
         sock.close()
         raise

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
-import ssl
 
-from pylvs.health.check import CheckFailed, CheckTarget, Deadline
+from pylvs.health.check import CheckFailed, CheckTarget, Deadline, reply_text, unverified_tls
 
 __all__ = ["check"]
 
@@ -24,18 +23,18 @@ def check(target: CheckTarget, timeout: float) -> str:
     # two Net::IMAP::Simple->new accepts (a BYE greeting raises imaplib.IMAP4.abort).
     if target.service == "imaps":
         imap = imaplib.IMAP4_SSL(
-            target.rip, target.checkport, ssl_context=_no_verify(), timeout=deadline.left()
+            target.rip, target.checkport, ssl_context=unverified_tls(), timeout=deadline.left()
         )
     else:
         imap = imaplib.IMAP4(target.rip, target.checkport, timeout=deadline.left())
     try:
-        greeting = _text(imap.welcome)
+        greeting = reply_text(imap.welcome)
         if target.login:
             imap.sock.settimeout(deadline.left())
             try:
                 imap.login(target.login, target.passwd)
             except imaplib.IMAP4.error as exc:
-                raise CheckFailed(f"login refused: {_text(exc.args[0])}") from None
+                raise CheckFailed(f"login refused: {reply_text(exc.args[0])}") from None
             seen = f"logged in as {target.login}"
         else:
             seen = f"greeting {greeting}"
@@ -47,16 +46,3 @@ def check(target: CheckTarget, timeout: float) -> str:
     finally:
         with contextlib.suppress(OSError):
             imap.shutdown()
-
-
-def _no_verify() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def _text(reply: object) -> str:
-    if isinstance(reply, bytes):
-        return reply.decode("utf-8", "replace").strip()
-    return str(reply)

@@ -18,9 +18,8 @@ import hashlib
 import hmac
 import poplib
 import re
-import ssl
 
-from pylvs.health.check import CheckFailed, CheckTarget, Deadline
+from pylvs.health.check import CheckFailed, CheckTarget, Deadline, reply_text, unverified_tls
 
 __all__ = ["check"]
 
@@ -37,7 +36,7 @@ def check(target: CheckTarget, timeout: float) -> str:
     # poplib reads the greeting in the constructor and raises unless it starts with "+".
     if target.service == "pops":
         pop = poplib.POP3_SSL(
-            target.rip, target.checkport, context=_no_verify(), timeout=deadline.left()
+            target.rip, target.checkport, context=unverified_tls(), timeout=deadline.left()
         )
     else:
         pop = poplib.POP3(target.rip, target.checkport, timeout=deadline.left())
@@ -45,12 +44,12 @@ def check(target: CheckTarget, timeout: float) -> str:
         banner = pop.getwelcome()
         # Mail::POP3Client::Connect wants "+OK", case-insensitively.
         if not banner[:3].upper() == b"+OK":
-            raise CheckFailed(f"greeting {_text(banner)}")
+            raise CheckFailed(f"greeting {reply_text(banner)}")
         if target.login:
             how = _login(pop, target, banner, deadline)
             seen = f"logged in as {target.login} ({how})"
         else:
-            seen = f"greeting {_text(banner)}"
+            seen = f"greeting {reply_text(banner)}"
         _rearm(pop, deadline)
         # Mail::POP3Client::Close: the answer to QUIT does not change the check's result.
         with contextlib.suppress(poplib.error_proto, OSError):
@@ -88,7 +87,7 @@ def _login(pop: poplib.POP3, target: CheckTarget, banner: bytes, deadline: Deadl
         _rearm(pop, deadline)
         pop.pass_(target.passwd)
     except poplib.error_proto as exc:
-        raise CheckFailed(f"login refused: {_text(exc.args[0])}") from None
+        raise CheckFailed(f"login refused: {reply_text(exc.args[0])}") from None
     _stat(pop, deadline)
     return "USER/PASS"
 
@@ -120,21 +119,8 @@ def _stat(pop: poplib.POP3, deadline: Deadline) -> None:
     try:
         pop.stat()
     except poplib.error_proto as exc:
-        raise CheckFailed(f"STAT refused: {_text(exc.args[0])}") from None
-
-
-def _no_verify() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
+        raise CheckFailed(f"STAT refused: {reply_text(exc.args[0])}") from None
 
 
 def _rearm(pop: poplib.POP3, deadline: Deadline) -> None:
     pop.sock.settimeout(deadline.left())
-
-
-def _text(reply: object) -> str:
-    if isinstance(reply, bytes):
-        return reply.decode("utf-8", "replace").strip()
-    return str(reply)
