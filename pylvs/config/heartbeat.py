@@ -825,6 +825,9 @@ class ResourceGroup:
     node: str
     resources: tuple[Resource, ...]
     line: int = 0
+    # ResourceManager's name for the group: its first resource as written (``listkeys``), the
+    # ``ipaddr`` of ip-request messages.
+    key: str = ""
 
 
 def _is_ip(token: str) -> bool:
@@ -879,7 +882,9 @@ def parse_haresources(
                     parse_ipaddr_arg(res.args[0])
                 except ValueError as exc:
                     raise HeartbeatConfigError(filename, start, str(exc)) from None
-        groups.append(ResourceGroup(node, resources, start))
+        if not resources:
+            continue  # heartbeat accepts a bare node name; ResourceManager finds no group in it
+        groups.append(ResourceGroup(node, resources, start, toks[1]))
     return groups
 
 

@@ -225,10 +225,10 @@ class Membership:
         events: list[Event] = []
         for peer in self.nodes.values():
             for medium, last in peer.links.items():
-                if peer.link_up.get(medium) and now > last + self._deadtime(peer):
+                if peer.link_up.get(medium) and now >= last + self._deadtime(peer):
                     peer.link_up[medium] = False
                     events.append(LinkStatus(peer.name, medium, DEAD))
-            if peer.state != DEAD and now > self._node_deadline(peer):
+            if peer.state != DEAD and now >= self._node_deadline(peer):
                 events.extend(self._move(peer, "timeout"))
         return events
 
