@@ -105,13 +105,14 @@ _internal_errors = RateLimit()
 
 
 def dispatch(
-    api: ControlAPI, request: Any, extra: dict[str, Callable[[], Any]] | None = None
+    api: ControlAPI, request: Any, extra: dict[str, Callable[..., Any]] | None = None
 ) -> dict[str, Any]:
     """One request object -> one response object (see the module docstring).
 
-    ``extra`` maps further argument-less ops (``ping``, ``status``) to the functions that answer
-    them. Whatever the request holds, the answer is a response: a bug met by a request is logged
-    and answered with EIO, and the daemon goes on.
+    ``extra`` maps further ops (``ping``, ``status``, ``ha-standby``) to the functions that
+    answer them, called with the request's ``args`` as keyword arguments. Whatever the request
+    holds, the answer is a response: a bug met by a request is logged and answered with EIO, and
+    the daemon goes on.
     """
     op = request.get("op", "") if isinstance(request, dict) else ""
     if not isinstance(op, str):
@@ -125,7 +126,7 @@ def dispatch(
         if not isinstance(args, dict):
             raise TypeError("args must be an object")
         if extra is not None and op in extra:
-            return {"ok": True, "result": extra[op]()}
+            return {"ok": True, "result": extra[op](**args)}
         operation = OPERATION_BY_NAME.get(op)
         if operation is None:
             raise TypeError(f"unknown operation {op[:64]!r}")
@@ -176,7 +177,7 @@ class ControlServer:
         self,
         api: ControlAPI,
         name: str = DEFAULT_SOCKET,
-        extra: dict[str, Callable[[], Any]] | None = None,
+        extra: dict[str, Callable[..., Any]] | None = None,
     ) -> None:
         self.api = api
         self.socket_name = name

@@ -13,6 +13,9 @@ routes      rtnetlink changes -> real-server paths and next hops (:mod:`pylvs.ro
 health      ldirectord's checks and what they do to the table (:mod:`pylvs.health.monitor`),
             the checks themselves in a bounded thread pool
 engine      the engine's timers (connection expiry, rate estimator) every second
+heartbeat   with ``--ha DIR``: the heartbeat node (:mod:`pylvs.ha.heartbeat`) in threads of its
+            own; its resources inside pylvsd (``ldirectord::FILE``, ``LVSSyncDaemonSwap``) run
+            on the loop; SIGTERM hands them over before the rules go
 ==========  ====================================================================================
 
 The engine is touched only by the loop's thread; threads (health checks, heartbeat) hand their
@@ -28,19 +31,23 @@ The entry point (argument parsing, detaching, logging) is :mod:`pylvs.cli.pylvsd
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import logging.handlers
 import os
 import platform
 import resource
 import signal
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from pylvs import __version__, hoststate
-from pylvs.core.control import IPVSError
+from pylvs.config.model import Config
+from pylvs.core.control import DaemonSpec, IPVSError
 from pylvs.core.engine import Engine
 from pylvs.ctl import DEFAULT_SOCKET, ControlServer
 from pylvs.director import Director
@@ -54,11 +61,15 @@ from pylvs.loop import Loop, Timer
 from pylvs.routes import RouteTracker
 
 if TYPE_CHECKING:
-    from pylvs.config import Config
+    from pylvs.ha.heartbeat import HeartbeatService
 
 __all__ = ["Daemon", "DaemonError", "DaemonOptions", "runtime"]
 
 log = logging.getLogger("pylvs.daemon")
+
+# Where pylvsd keeps its heartbeat identity (heartbeat's own is /var/lib/heartbeat: point
+# --ha-state there to take a heartbeat node's place with its UUID).
+DEFAULT_HA_STATE = "/var/lib/pylvs/heartbeat"
 
 _TICK = 1.0
 
@@ -93,6 +104,10 @@ class DaemonOptions:
     ifaces: Sequence[str] = field(default_factory=tuple)
     strict_routes: bool = False
     check_workers: int = DEFAULT_WORKERS
+    ha: str | None = None  # heartbeat's directory (ha.cf, authkeys, haresources)
+    ha_state: str = DEFAULT_HA_STATE
+    ha_node: str | None = None  # instead of uname -n
+    ha_shutdown_timeout: float = 30.0
 
 
 def runtime() -> str:
@@ -157,6 +172,51 @@ class _LogFile:
         log.info("logging to %s as the configuration's logfile says", target)
 
 
+class _LoopHooks:
+    """The heartbeat resources that live inside pylvsd (``ldirectord::FILE``,
+    ``LVSSyncDaemonSwap``), called from the resource thread and run on the daemon's loop."""
+
+    def __init__(self, daemon: Daemon, timeout: float = 30.0) -> None:
+        self.daemon = daemon
+        self.timeout = timeout
+
+    def _on_loop(self, fn: Callable[[], Any]) -> Any:
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["result"] = fn()
+            except Exception as exc:
+                box["error"] = exc
+            finally:
+                done.set()
+
+        self.daemon.loop.call_soon(run)
+        if not done.wait(self.timeout):
+            raise DaemonError("pylvsd's loop did not run the resource action in time")
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
+
+    def load_ldirectord(self, path: str) -> None:
+        self._on_loop(lambda: self.daemon.load_config(path))
+
+    def unload_ldirectord(self, path: str) -> None:
+        self._on_loop(lambda: self.daemon.unload_config(path))
+
+    def ldirectord_loaded(self, path: str) -> bool:
+        return self.daemon.config_path == path
+
+    def sync_swap(self, role: str, action: str) -> None:
+        self._on_loop(lambda: self.daemon.sync_swap(role, action))
+
+    def sync_running(self, role: str) -> bool:
+        return bool(
+            self._on_loop(lambda: role in {d.state for d in self.daemon.director.daemons()})
+        )
+
+
 class Daemon:
     """The loop and its components (see the module docstring)."""
 
@@ -195,6 +255,8 @@ class Daemon:
             batch=self.director.batch,
         )
         self.control: ControlServer | None = None
+        self.ha: HeartbeatService | None = None
+        self.config_path = options.config  # the file applied (ldirectord::FILE may change it)
         self.logfile = _LogFile()
         self.running = True
         self._reload = False
@@ -210,7 +272,14 @@ class Daemon:
             self.control = ControlServer(
                 self.director,
                 self.options.socket,
-                extra={"ping": lambda: "pong", "status": self.status, "health": self.health.rows},
+                extra={
+                    "ping": lambda: "pong",
+                    "status": self.status,
+                    "health": self.health.rows,
+                    "ha-status": self._ha_status,
+                    "ha-standby": self._ha_standby,
+                    "ha-takeover": self._ha_takeover,
+                },
             )
         except OSError as exc:
             raise DaemonError(str(exc.strerror or exc)) from None
@@ -247,6 +316,88 @@ class Daemon:
                 self._apply(config)
             except IPVSError as exc:
                 raise DaemonError(f"{self.options.config}: {exc}") from None
+        if self.options.ha:
+            self._start_ha(self.options.ha)
+
+    def _start_ha(self, ha_dir: str) -> None:
+        from pylvs.config import ConfigError
+        from pylvs.ha.heartbeat import HeartbeatService
+        from pylvs.ha.media import MediaError
+
+        try:
+            self.ha = HeartbeatService(
+                ha_dir, self.options.ha_state, hooks=_LoopHooks(self), me=self.options.ha_node
+            )
+            self.ha.start()
+        except (ConfigError, MediaError, OSError, ValueError) as exc:
+            if self.ha is not None:
+                self.ha.close()
+            self.ha = None
+            raise DaemonError(f"heartbeat: {exc}") from None
+        self.loop.add(self.ha)
+
+    # -- heartbeat's resources inside pylvsd, and its commands -------------------------------
+
+    def load_config(self, path: str) -> None:
+        """``ldirectord::FILE`` start: apply FILE as ``--config`` would."""
+        config = _load_config(path)
+        self._apply(config)
+        self.config_path = path
+        log.info(
+            "heartbeat resource ldirectord::%s: %d virtual services", path, len(config.virtuals)
+        )
+
+    def unload_config(self, path: str) -> None:
+        """``ldirectord::FILE`` stop: ldirectord's stop, then nothing is checked any more."""
+        if self.config_path != path:
+            return
+        with self.director.batch():
+            self.health.stop()
+            self.health.apply(Config(source=path))
+        self.config_path = None
+        log.info("heartbeat resource ldirectord::%s stopped", path)
+
+    def sync_swap(self, role: str, action: str) -> None:
+        """LVSSyncDaemonSwap: start = the other role's daemon stops and this one starts."""
+        other = "backup" if role == "master" else "master"
+        first, then = (other, role) if action == "start" else (role, other)
+        running = {d.state: d for d in self.director.daemons()}
+        model = running.get(first) or running.get(then)
+        if first in running:
+            self.director.stop_daemon(first)
+        if then not in running:
+            spec = DaemonSpec(state=then)
+            if model is not None:
+                spec = DaemonSpec(
+                    then,
+                    model.mcast_ifn,
+                    model.syncid,
+                    model.sync_maxlen,
+                    model.mcast_group,
+                    model.mcast_port,
+                    model.mcast_ttl,
+                )
+            self.director.start_daemon(spec)
+
+    def _ha(self) -> HeartbeatService:
+        if self.ha is None:
+            raise IPVSError(errno.ENOENT, "ha", "pylvsd runs without --ha")
+        return self.ha
+
+    def _ha_status(self) -> dict[str, Any]:
+        return self._ha().status()
+
+    def _ha_standby(self, what: str = "all") -> str:
+        try:
+            return self._ha().standby(what)
+        except ValueError as exc:
+            raise IPVSError(errno.EINVAL, "ha-standby", str(exc)) from None
+
+    def _ha_takeover(self, what: str = "all") -> str:
+        try:
+            return self._ha().takeover(what)
+        except ValueError as exc:
+            raise IPVSError(errno.EINVAL, "ha-takeover", str(exc)) from None
 
     def _apply(self, config: Config, reloading: bool = False) -> None:
         self.logfile.apply(config.logfile, os.path.basename(config.source))
@@ -273,7 +424,7 @@ class Daemon:
         }
 
     def reload(self) -> None:
-        path = self.options.config
+        path = self.config_path
         if not path:
             log.info("SIGHUP: no config file, nothing to reload")
             return
@@ -308,9 +459,25 @@ class Daemon:
                 if self._reload:
                     self._reload = False
                     self.reload()
+            if self.ha is not None:
+                self._ha_handover()
         finally:
             signal.set_wakeup_fd(-1)
         log.info("pylvsd stopping: removing rules")
+
+    def _ha_handover(self) -> None:
+        """A graceful stop with heartbeat: every group handed over before the rules go (the
+        loop keeps running: ldirectord:: and LVSSyncDaemonSwap resources stop on it)."""
+        assert self.ha is not None
+        log.info("heartbeat: shutdown in progress: giving up all HA resources")
+        self.ha.begin_shutdown()
+        deadline = time.monotonic() + self.options.ha_shutdown_timeout
+        while not self.ha.stopped.is_set() and time.monotonic() < deadline:
+            self.loop.run_once(max_wait=0.05)
+        if not self.ha.stopped.is_set():
+            log.error(
+                "heartbeat: resources not given up within %.0f s", self.options.ha_shutdown_timeout
+            )
 
     def stop(self) -> None:
         """Remove everything installed; safe after a partial start."""
@@ -321,6 +488,9 @@ class Daemon:
         except Exception as exc:  # never keep the rules because of a failed purge
             log.error("stopping the health checks: %s", exc)
         self.loop.close()  # closes every component added (backend: its rules go)
+        if self.ha is not None and self.ha not in self.loop.components:
+            self.ha.close()
+        self.ha = None
         if self.control is not None and self.control not in self.loop.components:
             self.control.close()
         self.control = None

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pylvs.ctl import DEFAULT_SOCKET, ControlClient
+from pylvs.ctl import DEFAULT_SOCKET
 from pylvs.io import netcfg
 
 __all__ = ["add_health", "build_table"]
@@ -78,12 +78,11 @@ def add_health(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _cmd_health(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from pylvs.cli.top import resolve_netns
+    from pylvs.cli.top import connect, resolve_netns
 
     netns = resolve_netns(args.netns)
     try:
-        with netcfg.in_netns(netns):
-            ctl = ControlClient(args.socket, timeout=5.0)
+        ctl = connect(netns, args.socket)
     except (OSError, netcfg.NetcfgError) as exc:
         where = f" in netns {netns}" if netns else ""
         print(f"pylvs health: cannot reach pylvsd @{args.socket}{where}: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from types import FrameType
 from pylvs import __version__, realserver
 from pylvs.cli import aliases
 from pylvs.cli.bench import add_bench
+from pylvs.cli.ha import add_ha
 from pylvs.cli.health import add_health
 from pylvs.cli.lab import add_lab
 from pylvs.cli.top import add_top
@@ -97,6 +98,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     add_lab,
     add_top,
     add_health,
+    add_ha,
     add_bench,
 ]
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from pylvs import __version__, hoststate
 from pylvs.ctl import DEFAULT_SOCKET
-from pylvs.daemon import Daemon, DaemonError, DaemonOptions
+from pylvs.daemon import DEFAULT_HA_STATE, Daemon, DaemonError, DaemonOptions
 from pylvs.health.monitor import DEFAULT_WORKERS
 from pylvs.io import afpacket, netcfg, nfqueue
 
@@ -122,6 +122,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"threads that run health checks at once (default {DEFAULT_WORKERS})",
     )
+    p.add_argument(
+        "--ha",
+        metavar="DIR",
+        nargs="?",
+        const="/etc/ha.d",
+        help="be a heartbeat node with DIR's ha.cf, authkeys and haresources (default /etc/ha.d)",
+    )
+    p.add_argument(
+        "--ha-state",
+        metavar="DIR",
+        default=DEFAULT_HA_STATE,
+        help=f"where this node's hb_uuid and hb_generation live (default {DEFAULT_HA_STATE})",
+    )
+    p.add_argument(
+        "--ha-node", metavar="NAME", help="this node's name in ha.cf (default: uname -n)"
+    )
     p.add_argument("--foreground", action="store_true", help="do not detach; log to stdout")
     p.add_argument("--debug", action="store_true", help="log every scheduling decision")
     p.add_argument(
@@ -205,6 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ifaces=tuple(args.iface),
         strict_routes=args.strict_routes,
         check_workers=args.check_workers,
+        ha=args.ha,
+        ha_state=args.ha_state,
+        ha_node=args.ha_node,
     )
     foreground = args.foreground or "JOURNAL_STREAM" in os.environ
     if not foreground:

@@ -207,7 +207,8 @@ def resolve_netns(netns: str | None) -> str | None:
     return in_lab if netcfg.netns_exists(in_lab) else netns
 
 
-def _connect(netns: str | None, name: str) -> ControlClient:
+def connect(netns: str | None, name: str) -> ControlClient:
+    """A client of the pylvsd of namespace ``netns`` (None: this one)."""
     # The abstract socket belongs to the namespace the socket is created in; it stays there.
     with netcfg.in_netns(netns):
         return ControlClient(name, timeout=5.0)
@@ -261,7 +262,7 @@ def _health(ctl: ControlClient) -> list[dict[str, Any]]:
 def _cmd_top(args: argparse.Namespace, out: TextIO | None = None) -> int:
     args.netns = resolve_netns(args.netns)
     try:
-        ctl = _connect(args.netns, args.socket)
+        ctl = connect(args.netns, args.socket)
     except (OSError, netcfg.NetcfgError) as exc:
         where = f" in netns {args.netns}" if args.netns else ""
         print(f"pylvs top: cannot reach pylvsd @{args.socket}{where}: {exc}", file=sys.stderr)

@@ -218,6 +218,19 @@ def link_ipv4_address(ifname: str) -> str | None:
     return None
 
 
+def link_broadcast(ifname: str) -> str | None:
+    """The broadcast address of an interface's first IPv4 address (``SIOCGIFBRDADDR``)."""
+    with _ipr() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            return None
+        for msg in ipr.get_addr(family=socket.AF_INET, index=found[0]):
+            brd = msg.get_attr("IFA_BROADCAST")
+            if brd:
+                return str(brd)
+    return None
+
+
 def link_is_up(ifname: str) -> bool:
     """Whether the interface is administratively up (IFF_UP)."""
     with _ipr() as ipr:
