@@ -39,6 +39,7 @@ __all__ = [
     "Membership",
     "NodeRestarted",
     "NodeStatus",
+    "PartitionHealed",
     "Timing",
 ]
 
@@ -93,6 +94,14 @@ class LateHeartbeat:
 
     node: str
     interval_ms: int
+
+
+@dataclass(frozen=True)
+class PartitionHealed:
+    """A node declared dead speaks again without having restarted (same generation): the
+    cluster was partitioned (heartbeat: ``Cluster node %s returning after partition.``)."""
+
+    node: str
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,7 @@ class Membership:
         if peer is None:
             return self._refuse("unknown node", f"{node} is not a node of this cluster")
         events: list[Event] = []
+        same_life = generation is not None and generation == peer.generation
         if generation is not None:
             if peer.generation is not None and generation < peer.generation:
                 return self._refuse("old generation", f"generation {generation:x} is old")
@@ -187,6 +197,8 @@ class Membership:
             return Heard(False, duplicate, tuple(events))
         if status is None:
             return Heard(True, "", tuple(events))
+        if peer.state == DEAD and same_life:
+            events.append(PartitionHealed(node))
         if peer.state != NEVER and peer.state != DEAD:
             interval = now - peer.last
             if interval > self.timing.warntime:

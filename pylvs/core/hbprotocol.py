@@ -38,16 +38,20 @@ from pylvs.core.hbmembership import (
     Membership,
     NodeRestarted,
     NodeStatus,
+    PartitionHealed,
     Timing,
 )
 from pylvs.core.hbnode import AckTracker, Outbox
-from pylvs.core.hbresource import Log, ResourceManager, Send
+from pylvs.core.hbping import PingEvent, PingTracker
+from pylvs.core.hbresource import NONE, Log, ResourceManager, Send
 
-__all__ = ["HeartbeatNode", "NodeConfig", "Stopped", "Transmit"]
+__all__ = ["HeartbeatNode", "NodeConfig", "Probe", "Stopped", "Transmit"]
 
 INITIAL_EXTRA_DEADTIME = 2.0  # heartbeat advertises deadtime + 2 s ...
 INITIAL_PERIOD = 5.0  # ... for its first 5 s
 REQNODES_INTERVAL = 1.0  # send_reqnodes_msg: again every second until answered
+PARTITION_RESTART_DELAY = 2.0  # should_drop_message: CauseShutdownRestart two seconds later
+PING_COUNT = "pylvs-ping"  # pylvs's message: how many ping nodes the sender reaches
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,17 @@ class Transmit:
 
 @dataclass(frozen=True)
 class Stopped:
-    """The graceful stop is complete (our own ``shutdone`` came back): the node may exit."""
+    """The graceful stop is complete (our own ``shutdone`` came back): the node may exit, or,
+    with ``restart``, start again with a new generation (after a healed partition)."""
+
+    restart: bool = False
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Send an ICMP echo request to a ping node's host."""
+
+    host: str
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,8 @@ class NodeConfig:
     keys: dict[int, hbmsg.AuthKey]  # every key, to check what arrives
     groups: tuple[tuple[str, str], ...] = ()  # haresources: (group key, preferred node)
     auto_failback: str = "legacy"
+    ping_nodes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ping / ping_group: (name, hosts)
+    deadping: float = 30.0
 
 
 @dataclass
@@ -109,7 +125,13 @@ class HeartbeatNode:
             cfg.groups,
             cfg.auto_failback,
             peer_active=lambda: self.node_status(self.peer) == "active",
+            may_take_over=self._may_take_over,
         )
+        self.ping = PingTracker(cfg.ping_nodes, cfg.deadping)
+        self.peer_ping_up: int | None = None  # what the peer last said it reaches
+        self._ping_standby_done = False
+        self.restart_at: float | None = None
+        self.restart_after_shutdown = False
         self.peers = {self.peer: _Peer()}
         self.status = "init"
         self.started = 0.0
@@ -146,6 +168,7 @@ class HeartbeatNode:
         """The node starts: ``st=init``, then ``up`` at once."""
         self.wall = wall
         self.started = now
+        self.ping.started = now
         self.membership = Membership(self.cfg.me, list(self.cfg.nodes), self.cfg.timing, now)
         self._send_status(now, wall)
         self.status = "up"
@@ -220,6 +243,12 @@ class HeartbeatNode:
         if now >= self.next_status:
             self._send_status(now, wall)
         self._events(self.membership.tick(now), now)
+        self._ping_events(self.ping.tick(now), now)
+        if self.restart_at is not None and now >= self.restart_at:
+            self.restart_at = None
+            self.restart_after_shutdown = True
+            self._note(now, "info", "Giving up resources and restarting (healed partition).")
+            self._actions(self.rm.shutdown(now), now)
         self._check_comm(now, wall)
         if self.reqnodes_at is not None and now >= self.reqnodes_at:
             self._send_reqnodes(now, wall)
@@ -238,6 +267,8 @@ class HeartbeatNode:
             times.append(self.started + INITIAL_PERIOD)
         for t in (
             self.membership.deadline(),
+            self.ping.deadline(),
+            self.restart_at,
             self.reqnodes_at,
             self.gaps.deadline(),
             self.rm.deadline(),
@@ -279,6 +310,8 @@ class HeartbeatNode:
         own = [("t", "status"), ("st", self.status), ("dt", f"{dt_ms:x}"), ("protocol", "1")]
         self._send(own, now)
         self.next_status = now + self.cfg.timing.keepalive
+        for host in self.ping.hosts():  # the ping plugin: an echo request every keepalive
+            self._out.append(Probe(host))
 
     def _set_status(self, status: str, now: float, wall: float) -> None:
         """set_local_status(): a change is sent at once."""
@@ -337,6 +370,11 @@ class HeartbeatNode:
                     "warn",
                     f"Late heartbeat: Node {event.node}: interval {event.interval_ms} ms",
                 )
+            elif isinstance(event, PartitionHealed):
+                self._note(now, "crit", f"Cluster node {event.node} returning after partition.")
+                self._note(now, "warn", "Deadtime value may be too small.")
+                if self.restart_at is None and not self.rm.st.shutdown_in_progress:
+                    self.restart_at = now + PARTITION_RESTART_DELAY
             elif isinstance(event, NodeRestarted):
                 self._note(now, "info", f"Heartbeat restart on node {event.node}")
                 peer = self.peers.get(event.node)
@@ -351,6 +389,57 @@ class HeartbeatNode:
         self._actions(self.rm.node_dead(now, peer.anypacketsyet, peer.has_resources), now)
         peer.anypacketsyet = False
         self.gaps.forget(node)
+
+    # -- ping nodes (pylvs's partition guard) -------------------------------------------------
+
+    def ping_reply(self, host: str, now: float, wall: float) -> list[object]:
+        """An echo reply from ``host`` arrived."""
+        self.wall = wall
+        if self.membership is None or self.stopped:
+            return []
+        self._ping_events(self.ping.reply(host, now), now)
+        return self._flush(now, wall)
+
+    def _ping_events(self, events: Sequence[PingEvent], now: float) -> None:
+        if not events:
+            return
+        was_up = self.ping.up() - sum(1 if e.status == "ping" else -1 for e in events)
+        for event in events:
+            if event.status == "dead":
+                self._note(now, "warn", f"node {event.node}: is dead")
+            else:
+                self._note(now, "info", f"Status update for node {event.node}: status ping")
+        self._ping_standby_done = False
+        if self.comm_state == "up":
+            self._send([("t", PING_COUNT), ("up", str(self.ping.up()))], now)
+        if was_up == 0 and self.ping.up() > 0 and self.comm_state == "up":
+            assert self.membership is not None
+            if self.membership.status(self.peer) == DEAD and self.rm.st.i_hold & 2 == 0:
+                # the network is back while the peer is still silent: take over now
+                peer = self.peers[self.peer]
+                self._actions(self.rm.node_dead(now, peer.anypacketsyet, peer.has_resources), now)
+        self._ping_policy(now)
+
+    def _may_take_over(self) -> bool:
+        # pylvs's partition guard: with ping nodes, one must answer here
+        return not (self.ping.configured and self.ping.up() == 0)
+
+    def _ping_policy(self, now: float) -> None:
+        """ipfail's rule: the node that reaches fewer ping nodes gives its resources away."""
+        if not self.ping.configured or self.peer_ping_up is None or self._ping_standby_done:
+            return
+        if self.comm_state != "up" or self.node_status(self.peer) != "active":
+            return
+        mine = self.ping.up()
+        if mine < self.peer_ping_up and self.rm.st.i_hold != NONE and self.rm.is_stable():
+            self._ping_standby_done = True
+            self._note(
+                now,
+                "info",
+                f"{self.peer} reaches {self.peer_ping_up} ping nodes, this node {mine}: "
+                "giving up resources",
+            )
+            self._actions(self.rm.standby("all", now), now)
 
     def _for_me(self, msg: hbmsg.HBMessage) -> bool:
         destuuid = msg.raw("destuuid")
@@ -394,6 +483,14 @@ class HeartbeatNode:
         if kind == "repnodes":
             self._comm_now_up(now, wall)
             return
+        if kind == PING_COUNT:
+            try:
+                self.peer_ping_up = int(msg.get("up") or "")
+            except ValueError:
+                self._refuse("bad message", f"{PING_COUNT} from {src} without a count", now)
+                return
+            self._ping_policy(now)
+            return
         self._actions(self.rm.message(msg.as_dict(), False, now), now)
 
     # -- actions ----------------------------------------------------------------------------
@@ -432,7 +529,7 @@ class HeartbeatNode:
             self._actions(self.rm.message(fields, from_me, now), now)
         if self.rm.st.stopped and not self.stopped:
             self.stopped = True
-            self._out.append(Stopped())
+            self._out.append(Stopped(self.restart_after_shutdown))
         out, self._out = self._out, []
         return out
 

@@ -42,7 +42,8 @@ from pylvs.config.heartbeat import (
 )
 from pylvs.core.hbmembership import Timing
 from pylvs.core.hbmsg import AuthKey
-from pylvs.core.hbprotocol import HeartbeatNode, NodeConfig, Stopped, Transmit
+from pylvs.core.hbping import echo_request, parse_echo_reply
+from pylvs.core.hbprotocol import HeartbeatNode, NodeConfig, Probe, Stopped, Transmit
 from pylvs.core.hbresource import Job, Log, decode_resources
 from pylvs.ha.media import MediumSocket, open_media
 from pylvs.ha.resources import DirectorHooks, GroupRunner
@@ -129,7 +130,13 @@ class HeartbeatService:
             self.ha.warntime_ms / 1000,
             self.ha.initdead_ms / 1000,
         )
-        cfg = NodeConfig(
+        pings = []
+        for ping in self.ha.ping_nodes:
+            if ping.kind == "ping6":
+                log.warning("ping6 node %s: IPv6 ping nodes are not supported yet", ping.name)
+                continue
+            pings.append((ping.name, tuple(ping.hosts)))
+        self.cfg = NodeConfig(
             self.me,
             tuple(self.ha.nodes),
             timing,
@@ -137,12 +144,17 @@ class HeartbeatService:
             keys,
             tuple((g.key, g.node) for g in self.groups),
             self.ha.auto_failback,
+            tuple(pings),
+            self.ha.deadping_ms / 1000,
         )
+        self.state_dir = state_dir
         self.uuid, self.generation = load_identity(state_dir)
         try:
-            self.node = HeartbeatNode(cfg, self.uuid, self.generation, load=_loadavg())
+            self.node = HeartbeatNode(self.cfg, self.uuid, self.generation, load=_loadavg())
         except ValueError as exc:
             raise HeartbeatConfigError(self.ha.filename, 0, str(exc)) from None
+        self.ping_sock: socket.socket | None = None
+        self._ping_seq = 0
         self.runner = GroupRunner(self.groups, ha_dir, hooks, announce)
         self.clock, self.wall = clock, wall
         self.media: list[MediumSocket] = []
@@ -163,6 +175,9 @@ class HeartbeatService:
 
     def start(self) -> None:
         self.media = open_media(self.ha.media)
+        if self.cfg.ping_nodes:
+            self.ping_sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            self.ping_sock.setblocking(False)
         self._running = True
         for target, name in ((self._heartbeat, "heartbeat"), (self._resources, "ha-resources")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -206,6 +221,9 @@ class HeartbeatService:
         for medium in self.media:
             medium.close()
         self.media = []
+        if self.ping_sock is not None:
+            self.ping_sock.close()
+            self.ping_sock = None
         self._wake_r.close()
         self._wake_w.close()
 
@@ -243,14 +261,19 @@ class HeartbeatService:
         sel.register(self._wake_r, selectors.EVENT_READ, None)
         for medium in self.media:
             sel.register(medium.sock, selectors.EVENT_READ, medium)
-        node = self.node
-        self._do(node.start(self.clock(), self.wall()))
+        if self.ping_sock is not None:
+            sel.register(self.ping_sock, selectors.EVENT_READ, "ping")
+        self._do(self.node.start(self.clock(), self.wall()))
         try:
             while self._running:
+                node = self.node
                 deadline = node.deadline()
                 timeout = None if deadline is None else max(0.0, deadline - self.clock())
                 for key, _mask in sel.select(min(timeout, 1.0) if timeout is not None else 1.0):
                     medium = key.data
+                    if medium == "ping":
+                        self._ping_replies()
+                        continue
                     if medium is None:
                         try:
                             while self._wake_r.recv(4096):
@@ -305,9 +328,42 @@ class HeartbeatService:
             elif isinstance(action, Log):
                 level = {"warn": logging.WARNING, "err": logging.ERROR, "debug": logging.DEBUG}
                 log.log(level.get(action.level, logging.INFO), "heartbeat: %s", action.text)
+            elif isinstance(action, Probe):
+                self._probe(action.host)
             elif isinstance(action, Stopped):
-                log.info("heartbeat: all HA resources relinquished; this node is stopped")
-                self.stopped.set()
+                if action.restart and not self.shutting_down:
+                    self._restart()
+                else:
+                    log.info("heartbeat: all HA resources relinquished; this node is stopped")
+                    self.stopped.set()
+
+    def _restart(self) -> None:
+        """After a healed partition: start again as a new generation (heartbeat restarts)."""
+        self.uuid, self.generation = load_identity(self.state_dir)
+        log.info("heartbeat: restarting as generation %d", self.generation)
+        self.node = HeartbeatNode(self.cfg, self.uuid, self.generation, load=_loadavg())
+        self._do(self.node.start(self.clock(), self.wall()))
+
+    def _probe(self, host: str) -> None:
+        if self.ping_sock is None:
+            return
+        self._ping_seq += 1
+        try:
+            self.ping_sock.sendto(echo_request(self._ping_seq), (host, 0))
+        except OSError:
+            pass  # unreachable now: the ping node goes dead after deadping
+
+    def _ping_replies(self) -> None:
+        assert self.ping_sock is not None
+        while True:
+            try:
+                packet, (source, _port) = self.ping_sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if parse_echo_reply(packet):
+                self._do(self.node.ping_reply(source, self.clock(), self.wall()))
 
     # -- the resource thread ----------------------------------------------------------------
 
@@ -332,7 +388,7 @@ class HeartbeatService:
 
     def _status(self) -> dict[str, Any]:
         node = self.node
-        nodes = {}
+        nodes: dict[str, Any] = {}
         for name in self.ha.nodes:
             links = {}
             if name != self.me:
@@ -351,6 +407,7 @@ class HeartbeatService:
                 "initdead": self.ha.initdead_ms,
             },
             "nodes": nodes,
+            "ping_nodes": {name: node.ping.status(name) for name in node.ping.names()},
             "resources": {
                 "state": node.rm.resource_state(),
                 "holds": decode_resources(node.rm.st.i_hold),
