@@ -97,8 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--queue-bypass",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="fail open: the kernel accepts queued packets when pylvsd is not running (default)",
+        default=None,
+        help=(
+            "fail open: the kernel accepts queued packets when pylvsd is not running (the "
+            "default without --ha; with --ha the default is to fail closed, so that a dead "
+            "node's kernel does not reset the connections its peer takes over)"
+        ),
     )
     p.add_argument(
         "--iface",
@@ -217,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend=args.backend,
         workers=args.workers,
         queue_num=args.queue_num,
-        queue_bypass=args.queue_bypass,
+        queue_bypass=args.queue_bypass if args.queue_bypass is not None else not args.ha,
         ifaces=tuple(args.iface),
         strict_routes=args.strict_routes,
         check_workers=args.check_workers,

@@ -264,6 +264,11 @@ class Membership:
             return "unknown"
         return DEAD if peer.state == NEVER else peer.state
 
+    def advertised_deadtime(self, node: str) -> float | None:
+        """The deadtime ``node`` said in its last status (``dt``), seconds."""
+        peer = self.nodes.get(node)
+        return peer.deadtime if peer is not None else None
+
     def link(self, node: str, medium: str) -> str:
         peer = self.nodes.get(node)
         return "up" if peer is not None and peer.link_up.get(medium) else DEAD

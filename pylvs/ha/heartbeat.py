@@ -179,6 +179,7 @@ class HeartbeatService:
             self.ping_sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
             self.ping_sock.setblocking(False)
         self._running = True
+        self._snapshot = self._status()  # until the heartbeat thread's first turn
         for target, name in ((self._heartbeat, "heartbeat"), (self._resources, "ha-resources")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             self._threads.append(thread)
@@ -393,7 +394,16 @@ class HeartbeatService:
             links = {}
             if name != self.me:
                 links = {m.name: node.link_status(name, m.name) for m in self.media}
-            nodes[name] = {"status": node.node_status(name), "links": links}
+            dt = None
+            if name == self.me:
+                dt = node.deadtime_advertised()
+            elif node.membership is not None:
+                dt = node.membership.advertised_deadtime(name)
+            nodes[name] = {
+                "status": node.node_status(name),
+                "links": links,
+                "deadtime_ms": None if dt is None else round(dt * 1000),
+            }
         return {
             "node": self.me,
             "status": node.status,

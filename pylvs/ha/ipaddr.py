@@ -72,7 +72,10 @@ class IPaddr2:
         ):
             log.info("IPaddr2: %s/%d added on %s", self.spec.ip, plen, iface)
         sent = self.announce(iface, self.spec.ip)
-        log.info("IPaddr2: %d gratuitous ARP frames sent for %s on %s", sent, self.spec.ip, iface)
+        if sent:  # 0: sent in the background, which logs it
+            log.info(
+                "IPaddr2: %d gratuitous ARP frames sent for %s on %s", sent, self.spec.ip, iface
+            )
 
     def stop(self) -> None:
         iface, plen = self.placement()

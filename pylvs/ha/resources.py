@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import subprocess
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Protocol
 
 from pylvs.config.heartbeat import Resource, ResourceGroup, parse_ipaddr_arg
 from pylvs.ha.ipaddr import IPaddr2
+from pylvs.io import garp
 
 __all__ = ["Agent", "DirectorHooks", "GroupRunner", "ResourceError", "make_agent"]
 
@@ -144,6 +146,21 @@ def _find_file(ha_dir: str, name: str) -> str:
     return str(Path(ha_dir) / name)
 
 
+def announce_in_background(iface: str, ip: str) -> int:
+    """IPaddr2 runs ``send_arp`` in the background (its 5 requests and 5 replies take a
+    second): the group goes on with its next resource at once."""
+
+    def send() -> None:
+        try:
+            sent = garp.announce(iface, ip)
+            log.info("IPaddr2: %d gratuitous ARP frames sent for %s on %s", sent, ip, iface)
+        except OSError as exc:
+            log.error("IPaddr2: gratuitous ARP for %s on %s: %s", ip, iface, exc)
+
+    threading.Thread(target=send, name=f"send_arp {ip}", daemon=True).start()
+    return 0
+
+
 def make_agent(
     resource: Resource,
     ha_dir: str,
@@ -153,8 +170,7 @@ def make_agent(
     """The agent that starts, stops and looks at one resource."""
     if resource.name in ("IPaddr", "IPaddr2"):
         spec = parse_ipaddr_arg(resource.args[0])
-        ip = IPaddr2(spec) if announce is None else IPaddr2(spec, announce=announce)
-        return _IPAgent(ip)
+        return _IPAgent(IPaddr2(spec, announce=announce or announce_in_background))
     if resource.name == "ldirectord" and hooks is not None:
         name = resource.args[0] if resource.args else "ldirectord.cf"
         return _LdirectordAgent(_find_file(ha_dir, name), hooks)

@@ -114,7 +114,9 @@ def test_two_pylvs_nodes_fail_over_and_back(tmp_path: Path) -> None:
         lab.run("c", ["ping", "-c", "1", "-W", "2", VIP])
         assert mac(lab, "a") in client_neigh(lab)
 
-        # kill -9 of nodea: nodeb owns the VIP within deadtime + the takeover
+        # kill -9 of nodea: nodeb owns the VIP within deadtime + the takeover (nodea's deadtime
+        # is 2 s longer for its first 5 s)
+        wait_until(lambda: ha_status(b)["nodes"]["nodea"]["deadtime_ms"] == 500, timeout=10)
         a.proc.send_signal(signal.SIGKILL)
         a.proc.wait(timeout=5)
         killed = time.monotonic()
