@@ -108,6 +108,11 @@ class PingTracker:
         ]
         return min(times) if times else None
 
+    def last_reply(self) -> float | None:
+        """When the latest echo reply of any ping node came."""
+        times = [n.last for n in self._nodes.values() if n.last is not None]
+        return max(times) if times else None
+
     def up(self) -> int:
         """How many ping nodes answer."""
         return sum(1 for n in self._nodes.values() if n.status == "ping")

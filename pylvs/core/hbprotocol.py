@@ -130,6 +130,8 @@ class HeartbeatNode:
         self.ping = PingTracker(cfg.ping_nodes, cfg.deadping)
         self.peer_ping_up: int | None = None  # what the peer last said it reaches
         self._ping_standby_done = False
+        self.takeover_pending = False  # a dead peer's resources wait for a fresh echo reply
+        self._now = 0.0
         self.restart_at: float | None = None
         self.restart_after_shutdown = False
         self.peers = {self.peer: _Peer()}
@@ -383,6 +385,7 @@ class HeartbeatNode:
 
     def _node_dead(self, node: str, now: float) -> None:
         """mark_node_dead()."""
+        self._now = now
         peer = self.peers.get(node)
         if peer is None:
             return
@@ -398,12 +401,21 @@ class HeartbeatNode:
         if self.membership is None or self.stopped:
             return []
         self._ping_events(self.ping.reply(host, now), now)
+        if self.takeover_pending and self.comm_state == "up":
+            assert self.membership is not None
+            if self.membership.status(self.peer) == DEAD:
+                # the network answers while the peer is still silent: take over now
+                self._note(now, "info", f"ping node reachable again: taking over from {self.peer}")
+                self._now = now
+                peer = self.peers[self.peer]
+                self._actions(self.rm.node_dead(now, peer.anypacketsyet, peer.has_resources), now)
+            else:
+                self.takeover_pending = False
         return self._flush(now, wall)
 
     def _ping_events(self, events: Sequence[PingEvent], now: float) -> None:
         if not events:
             return
-        was_up = self.ping.up() - sum(1 if e.status == "ping" else -1 for e in events)
         for event in events:
             if event.status == "dead":
                 self._note(now, "warn", f"node {event.node}: is dead")
@@ -412,17 +424,19 @@ class HeartbeatNode:
         self._ping_standby_done = False
         if self.comm_state == "up":
             self._send([("t", PING_COUNT), ("up", str(self.ping.up()))], now)
-        if was_up == 0 and self.ping.up() > 0 and self.comm_state == "up":
-            assert self.membership is not None
-            if self.membership.status(self.peer) == DEAD and self.rm.st.i_hold & 2 == 0:
-                # the network is back while the peer is still silent: take over now
-                peer = self.peers[self.peer]
-                self._actions(self.rm.node_dead(now, peer.anypacketsyet, peer.has_resources), now)
         self._ping_policy(now)
 
     def _may_take_over(self) -> bool:
-        # pylvs's partition guard: with ping nodes, one must answer here
-        return not (self.ping.configured and self.ping.up() == 0)
+        """pylvs's partition guard: with ping nodes, one must have answered within two
+        keepalives (a ping node dies only after deadping, as late as the peer; a node cut off
+        from everything must not count on the ping node's last word). A refusal is kept and
+        tried again at the next echo reply."""
+        if not self.ping.configured:
+            return True
+        last = self.ping.last_reply()
+        fresh = last is not None and self._now - last <= 2 * self.cfg.timing.keepalive
+        self.takeover_pending = not fresh
+        return fresh
 
     def _ping_policy(self, now: float) -> None:
         """ipfail's rule: the node that reaches fewer ping nodes gives its resources away."""
