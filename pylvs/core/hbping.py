@@ -104,7 +104,9 @@ class PingTracker:
 
     def deadline(self) -> float | None:
         times = [
-            n.last + self.deadping for n in self._nodes.values() if n.status == "ping" and n.last
+            n.last + self.deadping
+            for n in self._nodes.values()
+            if n.status == "ping" and n.last is not None
         ]
         return min(times) if times else None
 

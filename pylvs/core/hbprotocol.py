@@ -353,6 +353,7 @@ class HeartbeatNode:
         self._set_status("active", now, wall)
         peer_dead = self.membership is not None and self.membership.status(self.peer) == DEAD
         self._actions(self.rm.comm_up(now, peer_dead), now)
+        self._send_ping_count(now)
 
     def _events(self, events: Sequence[object], now: float) -> None:
         for event in events:
@@ -364,6 +365,8 @@ class HeartbeatNode:
                     self._note(
                         now, "info", f"Status update for node {event.node}: status {event.new}"
                     )
+                    if event.new == "active":
+                        self._send_ping_count(now)
             elif isinstance(event, LinkStatus):
                 self._note(now, "info", f"Link {event.node}:{event.medium} {event.new}.")
             elif isinstance(event, LateHeartbeat):
@@ -422,9 +425,14 @@ class HeartbeatNode:
             else:
                 self._note(now, "info", f"Status update for node {event.node}: status ping")
         self._ping_standby_done = False
-        if self.comm_state == "up":
-            self._send([("t", PING_COUNT), ("up", str(self.ping.up()))], now)
+        self._send_ping_count(now)
         self._ping_policy(now)
+
+    def _send_ping_count(self, now: float) -> None:
+        """Tell the peer how many ping nodes answer here: at each change, when communications
+        come up and when the peer becomes active."""
+        if self.ping.configured and self.comm_state == "up":
+            self._send([("t", PING_COUNT), ("up", str(self.ping.up()))], now)
 
     def _may_take_over(self) -> bool:
         """pylvs's partition guard: with ping nodes, one must have answered within two

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from pylvs.core import hbmsg
 from pylvs.core.hbmembership import Timing
-from pylvs.core.hbprotocol import HeartbeatNode, NodeConfig, Stopped, Transmit
+from pylvs.core.hbping import PingTracker, echo_request, parse_echo_reply
+from pylvs.core.hbprotocol import HeartbeatNode, NodeConfig, Probe, Stopped, Transmit
 from pylvs.core.hbresource import Job, Log
 
 KEY = hbmsg.AuthKey(1, "sha1", b"hbpeer-test-key")
@@ -43,6 +44,7 @@ class Net:
         initdead: float = 2.0,
         auto_failback: str = "on",
         seed: int = 1,
+        ping: tuple[str, ...] = (),
     ) -> None:
         self.now = 0.0
         self.media = media
@@ -57,10 +59,22 @@ class Net:
         self.history: list[tuple[float, str, set[str]]] = []
         self.generation = {"nodea": 10, "nodeb": 20}
         self.wire: list[tuple[str, bytes]] = []
+        self.ping = ping
+        self.ping_ok = {"nodea": True, "nodeb": True}
+        self.pongs: list[tuple[float, str, str]] = []
 
     def config(self, me: str) -> NodeConfig:
+        pings = tuple((host, (host,)) for host in self.ping)
         return NodeConfig(
-            me, ("nodea", "nodeb"), self.timing, KEY, {1: KEY}, GROUPS, self.auto_failback
+            me,
+            ("nodea", "nodeb"),
+            self.timing,
+            KEY,
+            {1: KEY},
+            GROUPS,
+            self.auto_failback,
+            pings,
+            self.timing.deadtime,
         )
 
     def start(self, name: str) -> None:
@@ -98,6 +112,8 @@ class Net:
                 host.logs.append(action.text)
             elif isinstance(action, Stopped):
                 host.stopped = True
+            elif isinstance(action, Probe) and self.ping_ok[name]:
+                self.pongs.append((self.now + 0.001, name, action.host))
         self.history.append((self.now, name, set(host.running)))
 
     def run(self, seconds: float) -> None:
@@ -105,11 +121,14 @@ class Net:
         spins = 0
         while True:
             times = [self.in_flight[0][0]] if self.in_flight else []
+            times += [t for t, _n, _h in self.pongs]
             for host in self.hosts.values():
                 deadline = host.node.deadline() if host.alive else None
                 if deadline is not None:
                     times.append(deadline)
-            nxt = min(times) if times else end
+            if not times:
+                break
+            nxt = min(times)
             if nxt > end:
                 break
             spins = spins + 1 if nxt <= self.now else 0
@@ -122,6 +141,12 @@ class Net:
                         self.apply(
                             name, host.node.receive(data, medium, self.now, WALL0 + self.now)
                         )
+            for pong in [p for p in self.pongs if p[0] <= self.now]:
+                self.pongs.remove(pong)
+                _t, name, ping_host = pong
+                if self.hosts[name].alive:
+                    node = self.hosts[name].node
+                    self.apply(name, node.ping_reply(ping_host, self.now, WALL0 + self.now))
             for name, host in self.hosts.items():
                 if host.alive:
                     deadline = host.node.deadline()
@@ -305,3 +330,74 @@ def test_a_three_node_ha_cf_is_refused() -> None:
     cfg = NodeConfig("nodea", ("nodea", "nodeb", "nodec"), Timing(), KEY, {1: KEY})
     with pytest.raises(ValueError, match="two nodes"):
         HeartbeatNode(cfg, b"a" * 16, 1)
+
+
+def test_ping_tracker_and_echo_frames() -> None:
+    tracker = PingTracker([("gw", ("10.0.0.1",)), ("grp", ("10.0.0.2", "10.0.0.3"))], 1.0)
+    assert tracker.up() == 0 and tracker.configured
+    assert [e.status for e in tracker.reply("10.0.0.3", 0.0)] == ["ping"]
+    assert tracker.status("grp") == "ping" and tracker.status("gw") == "dead"
+    assert tracker.tick(0.5) == [] and tracker.deadline() == 1.0
+    assert [(e.node, e.status) for e in tracker.tick(1.0)] == [("grp", "dead")]
+    request = echo_request(7)
+    assert request[0] == 8 and len(request) == 8 + 20
+    reply = bytes([0x45]) + bytes(19) + bytes([0]) + request[1:]
+    assert parse_echo_reply(reply) and not parse_echo_reply(bytes([0x45]) + bytes(19) + request)
+    assert not parse_echo_reply(b"short")
+
+
+def test_a_node_cut_off_from_peer_and_ping_node_takes_nothing() -> None:
+    net = Net(ping=("10.0.0.1",))
+    net.start("nodea")
+    net.start("nodeb")
+    net.run(12.0)
+    assert net.holder() == ["nodea"]
+    # nodeb loses everything: no heartbeat from nodea, no echo reply
+    net.ping_ok["nodeb"] = False
+    net.cut.add("eth0")
+    net.run(3.0)
+    b = net.hosts["nodeb"]
+    assert b.node.node_status("nodea") == "dead"
+    assert VIP not in b.running
+    assert any("no ping node is reachable" in line for line in b.logs)
+    # the network answers again while nodea stays silent (it really died): nodeb takes over
+    net.kill("nodea")
+    net.ping_ok["nodeb"] = True
+    net.run(1.0)
+    assert VIP in b.running
+    assert any("ping node reachable again" in line for line in b.logs)
+
+
+def test_the_node_with_fewer_ping_nodes_gives_its_resources_away() -> None:
+    net = Net(ping=("10.0.0.1",))
+    net.start("nodea")
+    net.start("nodeb")
+    net.run(12.0)
+    assert net.holder() == ["nodea"]
+    net.ping_ok["nodea"] = False  # nodea's path to the ping node breaks; nodeb's does not
+    net.run(2.0)
+    assert net.holder() == ["nodeb"]
+    assert any("giving up resources" in line for line in net.hosts["nodea"].logs)
+
+
+def test_peer_death_with_the_ping_node_answering_is_a_takeover() -> None:
+    net = Net(ping=("10.0.0.1",))
+    net.start("nodea")
+    net.start("nodeb")
+    net.run(12.0)
+    net.kill("nodea")
+    took = net.run_until(lambda: VIP in net.hosts["nodeb"].running, timeout=3.0)
+    assert took <= 0.75
+
+
+def test_a_healed_partition_makes_both_nodes_give_up_and_restart() -> None:
+    net = _steady()
+    net.cut.add("eth0")  # a split: each thinks the other is dead; nodeb takes the VIP too
+    net.run(2.0)
+    assert sorted(n for n, h in net.hosts.items() if VIP in h.running) == ["nodea", "nodeb"]
+    net.cut.clear()
+    net.run(3.0)  # heartbeat restarts 2 s after it sees the partition healed
+    for host in net.hosts.values():
+        assert any("returning after partition" in line for line in host.logs)
+    stopped = [n for n, h in net.hosts.items() if h.node.stopped]
+    assert stopped == ["nodea", "nodeb"]  # both gave everything up to start again
