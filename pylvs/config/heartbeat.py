@@ -44,12 +44,10 @@ from pylvs.core.hbmsg import AuthKey
 from .model import ConfigError
 
 __all__ = [
-    "CRC_UNSUPPORTED",
     "DEFAULT_UDPPORT",
     "KNOWN_DIRECTIVES",
     "Authkeys",
     "BcastMedium",
-    "CrcKey",
     "HaConfig",
     "HeartbeatConfigError",
     "IPAddrSpec",
@@ -91,7 +89,6 @@ _WHITESPACE = " \t\n\r\f"
 _DELIMS = ", \t\n\r\f"
 _DELIMS_RE = re.compile(r"[, \t\n\r\f]+")
 
-CRC_UNSUPPORTED = "crc authentication is not supported yet"
 
 # Directives[] of config.c whose value pylvs does not use: accepted (and checked where heartbeat
 # checks them), then listed in HaConfig.unused.
@@ -709,29 +706,17 @@ def load_ha_cf(path: str | Path, nodename: str | None = None) -> HaConfig:
 # authkeys
 
 
-@dataclass(frozen=True)
-class CrcKey:
-    """An authkeys ``N crc`` line: valid in the file, refused by the daemon
-    (:data:`CRC_UNSUPPORTED`)."""
-
-    num: int
-    method: str = "crc"
-    line: int = 0
-
-
 @dataclass
 class Authkeys:
     """A parsed authkeys file: the signing key ``auth N`` selects and every key, by number."""
 
     filename: str
-    selected: AuthKey | CrcKey
-    keys: dict[int, AuthKey | CrcKey]
+    selected: AuthKey
+    keys: dict[int, AuthKey]
     auth_line: int = 0
 
     def signing_key(self) -> AuthKey:
-        """The selected key, or :class:`HeartbeatConfigError` when it is ``crc``."""
-        if isinstance(self.selected, CrcKey):
-            raise HeartbeatConfigError(self.filename, self.auth_line, CRC_UNSUPPORTED)
+        """The key ``auth N`` selects: the one this node signs with."""
         return self.selected
 
 
@@ -745,8 +730,8 @@ def parse_authkeys(text: str, filename: str = "authkeys") -> Authkeys:
     :func:`load_authkeys`)."""
     authnum = -1
     auth_line = 0
-    selected: AuthKey | CrcKey | None = None
-    keys: dict[int, AuthKey | CrcKey] = {}
+    selected: AuthKey | None = None
+    keys: dict[int, AuthKey] = {}
 
     def fail(line: int, problem: str) -> NoReturn:
         raise HeartbeatConfigError(filename, line, problem)
@@ -774,11 +759,7 @@ def parse_authkeys(text: str, filename: str = "authkeys") -> Authkeys:
             fail(lineno, f"Auth method [{method}] doesn't use a key")
         if method != "crc" and not secret:
             fail(lineno, f"Auth method [{method}] requires a key")
-        key: AuthKey | CrcKey
-        if method == "crc":
-            key = CrcKey(num, line=lineno)
-        else:
-            key = AuthKey(num, method, secret.encode("utf-8", "surrogateescape"))
+        key = AuthKey(num, method, secret.encode("utf-8", "surrogateescape"))
         keys[num] = key
         if num == authnum:  # the auth line must come first
             selected = key

@@ -51,17 +51,43 @@ class HBMessageError(ValueError):
     """A datagram that is not a well-formed, correctly signed heartbeat message."""
 
 
+def _crc_table() -> list[int]:
+    # The CRC-32 of POSIX cksum: polynomial 0x04C11DB7, most significant bit first.
+    table = []
+    for i in range(256):
+        c = i << 24
+        for _ in range(8):
+            c = ((c << 1) ^ 0x04C11DB7) if c & 0x80000000 else (c << 1)
+        table.append(c & 0xFFFFFFFF)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc(data: bytes) -> str:
+    """heartbeat's ``crc`` authentication (HBauth/crc.c): that CRC without the length, inverted,
+    in lower-case hex. It proves nothing about the sender: it only catches corruption."""
+    c = 0
+    for byte in data:
+        c = ((c << 8) & 0xFFFFFFFF) ^ _CRC_TABLE[((c >> 24) ^ byte) & 0xFF]
+    return f"{~c & 0xFFFFFFFF:x}"
+
+
 class AuthKey:
-    """One ``authkeys`` entry: its number, method (``md5`` or ``sha1``) and secret."""
+    """One ``authkeys`` entry: its number, method (``crc``, ``md5`` or ``sha1``) and secret
+    (none for ``crc``)."""
 
     def __init__(self, num: int, method: str, secret: bytes) -> None:
-        if method not in _DIGESTS:
+        if method not in _DIGESTS and method != "crc":
             raise ValueError(f"authentication method {method!r} is not supported")
         self.num = num
         self.method = method
         self.secret = secret
 
     def sign(self, data: bytes) -> str:
+        if self.method == "crc":
+            return crc(data)
         return hmac.new(self.secret, data, _DIGESTS[self.method]).hexdigest()
 
     def __repr__(self) -> str:

@@ -33,6 +33,7 @@ class Cluster:
     pylvs_short: str
     real: RealHeartbeat
     daemon: Daemon | None = None
+    authkeys: str = authkeys_sha1(SECRET)
 
     def ha_cf(self, short: str) -> str:
         peer = ADDR["b" if short == "a" else "a"]
@@ -51,7 +52,7 @@ class Cluster:
         d = self.tmp / f"ha-{short}"
         d.mkdir(exist_ok=True)
         (d / "ha.cf").write_text(self.ha_cf(short))
-        (d / "authkeys").write_text(authkeys_sha1(SECRET))
+        (d / "authkeys").write_text(self.authkeys)
         (d / "authkeys").chmod(0o600)
         (d / "haresources").write_text(HARESOURCES)
         self.daemon = start_daemon(
@@ -110,7 +111,7 @@ def _lan(lab: Lab) -> None:
 
 
 @contextmanager
-def cluster(tmp_path: Path, real_short: str) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, real_short: str, authkeys: str | None = None) -> Iterator[Cluster]:
     """The LAN, and the real node on ``real_short`` (``a`` is nodea, the preferred node)."""
     if not available():
         pytest.skip(f"Debian's heartbeat is not installed ({HEARTBEAT}); scripts/setup installs it")
@@ -118,12 +119,14 @@ def cluster(tmp_path: Path, real_short: str) -> Iterator[Cluster]:
     with Lab() as lab:
         _lan(lab)
         cl = Cluster(lab, tmp_path, real_short, pylvs_short, None)  # type: ignore[arg-type]
+        if authkeys is not None:
+            cl.authkeys = authkeys
         cl.real = RealHeartbeat(
             lab,
             real_short,
             NAMES[real_short],
             cl.ha_cf(real_short),
-            authkeys_sha1(SECRET),
+            cl.authkeys,
             HARESOURCES,
             tmp_path,
         )
@@ -227,3 +230,15 @@ def _pylvs_preferred(cl: Cluster) -> None:
     wait_until(lambda: cl.vip("b"), timeout=10, what="VIP on the real node after kill -9")
     print(f"pylvs killed -> VIP on the real node: {time.monotonic() - killed:.3f} s")
     assert cl.real.node_status("nodea") == "dead"
+
+
+@pytest.mark.parametrize(
+    "authkeys", ["auth 1\n1 crc\n", f"auth 3\n1 sha1 other\n3 md5 {SECRET}\n"], ids=["crc", "md5"]
+)
+def test_crc_and_md5_authkeys_with_a_real_node(tmp_path: Path, authkeys: str) -> None:
+    with cluster(tmp_path, "a", authkeys) as cl:
+        cl.real.start()
+        cl.start_pylvs()
+        wait_until(cl.real_sees_pylvs_active, timeout=15, what="cl_status: nodeb active")
+        wait_until(lambda: cl.pylvs_sees_real() == "active", timeout=5)
+        assert cl.pylvs_status()["counters"].get("bad message", 0) == 0

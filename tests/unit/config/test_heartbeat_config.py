@@ -11,9 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pylvs.config.heartbeat import (
-    CRC_UNSUPPORTED,
     BcastMedium,
-    CrcKey,
     HeartbeatConfigError,
     McastMedium,
     OtherMedium,
@@ -438,7 +436,7 @@ def test_sample_authkeys_has_no_auth_directive(tmp_path: Path) -> None:
         for line in (DATA / "authkeys").read_text().splitlines()
     )
     keys = parse_authkeys(text)
-    assert keys.selected == CrcKey(1, line=keys.selected.line)
+    assert (keys.selected.num, keys.selected.method) == (1, "crc")
     assert keys.keys[2].method == "sha1" and keys.keys[2].secret == b"HI!"  # type: ignore[union-attr]
     assert keys.keys[3].method == "md5" and keys.keys[3].secret == b"Hello!"  # type: ignore[union-attr]
 
@@ -465,16 +463,17 @@ def test_authkeys_selects_key() -> None:
     assert isinstance(k.selected, AuthKey)
     assert (k.selected.num, k.selected.method, k.selected.secret) == (2, "sha1", b"two")
     assert sorted(k.keys) == [1, 2, 15]
-    assert isinstance(k.keys[15], CrcKey)
+    assert k.keys[15].method == "crc" and k.keys[15].secret == b""
     assert k.signing_key() is k.selected
 
 
-def test_authkeys_crc_is_refused_for_signing() -> None:
+def test_authkeys_crc_signs_with_heartbeats_crc() -> None:
     k = parse_authkeys("auth 1\n1 crc\n")
-    assert k.selected == CrcKey(1, line=2)
-    with pytest.raises(HeartbeatConfigError) as info:
-        k.signing_key()
-    assert str(info.value) == f"authkeys:1: {CRC_UNSUPPORTED}"
+    key = k.signing_key()
+    assert (key.num, key.method) == (1, "crc")
+    # HBauth/crc.c: the cksum CRC without the length, inverted ("%lx")
+    assert key.sign(b"") == "ffffffff"
+    assert key.sign(b"123456789") == "765e7680"  # the CRC-32/POSIX check value
 
 
 @pytest.mark.parametrize(
