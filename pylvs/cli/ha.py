@@ -20,9 +20,22 @@ from typing import Any, TextIO
 from pylvs.core.control import IPVSError
 from pylvs.io import netcfg
 
-__all__ = ["add_ha", "format_status"]
+__all__ = ["add_ha", "format_status", "summary"]
 
 WHAT = ("all", "foreign", "local", "failback")
+
+
+def summary(st: dict[str, Any]) -> str:
+    """One line for ``pylvs top``: this node, what it holds, the other nodes."""
+    if not st:
+        return ""
+    others = ", ".join(
+        f"{name} {node['status']}" for name, node in st["nodes"].items() if name != st["node"]
+    )
+    return (
+        f"heartbeat {st['node']} {st['status']}, holds {st['resources']['state']}"
+        + (f"; {others}" if others else "")
+    )
 
 
 def format_status(st: dict[str, Any]) -> str:
@@ -44,6 +57,9 @@ def format_status(st: dict[str, Any]) -> str:
             where = "held here" if g["running"] else "not held here"
             lines.append(f"  {g['key']}  preferred node {g['node']}: {where}")
             lines.append(f"    {' '.join(g['resources'])}")
+    pings = st.get("ping_nodes") or {}
+    if pings:
+        lines.append("ping nodes: " + ", ".join(f"{n} {s}" for n, s in pings.items()))
     media = ", ".join(
         f"{m['kind']} {m['name']} (sent {m['sent']}, received {m['received']})" for m in st["media"]
     )

@@ -242,11 +242,16 @@ def _keys() -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def _title(netns: str | None, status: dict[str, object], live: bool = False) -> str:
+def _title(netns: str | None, status: dict[str, Any], live: bool = False) -> str:
+    from pylvs.cli.ha import summary
+
     where = f"netns {netns}" if netns else "this namespace"
+    ha = summary(status.get("components", {}).get("heartbeat", {}))
     return (
         f"pylvsd pid {status.get('pid')} ({where}), backend {status.get('backend')}, "
-        f"{time.strftime('%H:%M:%S')}" + ("  (q quits)" if live else "")
+        f"{time.strftime('%H:%M:%S')}"
+        + (f"\n{ha}" if ha else "")
+        + ("  (q quits)" if live else "")
     )
 
 

@@ -110,6 +110,15 @@ def test_two_pylvs_nodes_fail_over_and_back(tmp_path: Path) -> None:
         wait_until(lambda: ha_status(b)["resources"]["state"] != "transition", timeout=15)
         text = pylvs_ha(lab, "a", "status")
         assert "heartbeat node nodea: active" in text and "link eth0: up" in text
+        top = subprocess.run(
+            [sys.executable, "-m", "pylvs.cli.pylvs", "top", "--netns", lab.ns("b"), "--once"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=30,
+            check=True,
+        ).stdout
+        assert "heartbeat nodeb active, holds " in top and "nodea active" in top
         assert not has_vip(lab, "b")
         lab.run("c", ["ping", "-c", "1", "-W", "2", VIP])
         assert mac(lab, "a") in client_neigh(lab)
