@@ -63,11 +63,14 @@ class DirectorHooks(Protocol):
 @dataclass
 class _IPAgent:
     ip: IPaddr2
+    arp: BackgroundArp | None = None
 
     def start(self) -> None:
         self.ip.start()
 
     def stop(self) -> None:
+        if self.arp is not None:
+            self.arp.cancel(self.ip.spec.ip)
         self.ip.stop()
 
     def running(self) -> bool:
@@ -146,19 +149,42 @@ def _find_file(ha_dir: str, name: str) -> str:
     return str(Path(ha_dir) / name)
 
 
-def announce_in_background(iface: str, ip: str) -> int:
+class BackgroundArp:
     """IPaddr2 runs ``send_arp`` in the background (its 5 requests and 5 replies take a
-    second): the group goes on with its next resource at once."""
+    second), so the group goes on with its next resource at once; its stop kills a running
+    ``send_arp``, so a node that gave the address up stops announcing it."""
 
-    def send() -> None:
-        try:
-            sent = garp.announce(iface, ip)
-            log.info("IPaddr2: %d gratuitous ARP frames sent for %s on %s", sent, ip, iface)
-        except OSError as exc:
-            log.error("IPaddr2: gratuitous ARP for %s on %s: %s", ip, iface, exc)
+    def __init__(self) -> None:
+        self._running: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
 
-    threading.Thread(target=send, name=f"send_arp {ip}", daemon=True).start()
-    return 0
+    def announce(self, iface: str, ip: str) -> int:
+        cancel = threading.Event()
+        with self._lock:
+            old = self._running.pop(ip, None)
+            if old is not None:
+                old.set()
+            self._running[ip] = cancel
+
+        def send() -> None:
+            try:
+                sent = garp.announce(iface, ip, cancel=cancel)
+                log.info("IPaddr2: %d gratuitous ARP frames sent for %s on %s", sent, ip, iface)
+            except OSError as exc:
+                log.error("IPaddr2: gratuitous ARP for %s on %s: %s", ip, iface, exc)
+            finally:
+                with self._lock:
+                    if self._running.get(ip) is cancel:
+                        del self._running[ip]
+
+        threading.Thread(target=send, name=f"send_arp {ip}", daemon=True).start()
+        return 0
+
+    def cancel(self, ip: str) -> None:
+        with self._lock:
+            event = self._running.pop(ip, None)
+        if event is not None:
+            event.set()
 
 
 def make_agent(
@@ -166,11 +192,15 @@ def make_agent(
     ha_dir: str,
     hooks: DirectorHooks | None,
     announce: Callable[[str, str], int] | None = None,
+    arp: BackgroundArp | None = None,
 ) -> Agent:
     """The agent that starts, stops and looks at one resource."""
     if resource.name in ("IPaddr", "IPaddr2"):
         spec = parse_ipaddr_arg(resource.args[0])
-        return _IPAgent(IPaddr2(spec, announce=announce or announce_in_background))
+        if announce is not None:
+            return _IPAgent(IPaddr2(spec, announce=announce))
+        arp = arp or BackgroundArp()
+        return _IPAgent(IPaddr2(spec, announce=arp.announce), arp)
     if resource.name == "ldirectord" and hooks is not None:
         name = resource.args[0] if resource.args else "ldirectord.cf"
         return _LdirectordAgent(_find_file(ha_dir, name), hooks)
@@ -198,9 +228,10 @@ class GroupRunner:
     ) -> None:
         self.groups = {g.key: g for g in groups}
         self.agents: dict[str, list[tuple[str, Agent]]] = {}
+        self.arp = BackgroundArp()
         for group in groups:
             self.agents[group.key] = [
-                (str(r), make_agent(r, ha_dir, hooks, announce)) for r in group.resources
+                (str(r), make_agent(r, ha_dir, hooks, announce, self.arp)) for r in group.resources
             ]
 
     def running(self, key: str) -> bool:

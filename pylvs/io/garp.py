@@ -8,6 +8,7 @@ while the address is not yet usable for IP. :func:`announce` blocks for the whol
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -26,8 +27,11 @@ def announce(
     interval: float = ARP_INTERVAL,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    cancel: threading.Event | None = None,
 ) -> int:
-    """Send ``send_arp``'s requests and replies for ``ip`` on ``ifname``; returns how many."""
+    """Send ``send_arp``'s requests and replies for ``ip`` on ``ifname``; returns how many.
+    Setting ``cancel`` stops the rest (IPaddr2's stop kills a running send_arp: a node that
+    gave the address up must not announce it any more)."""
     mac = netcfg.link_info(ifname).mac
     request, reply = arp_frames(mac, socket.inet_aton(ip))
     sent = 0
@@ -36,7 +40,10 @@ def announce(
         start = clock()
         for offset, kind in send_arp_schedule(count, interval):
             wait = start + offset - clock()
-            if wait > 0:
+            if cancel is not None:
+                if cancel.wait(max(wait, 0.0)):
+                    break
+            elif wait > 0:
                 sleep(wait)
             sock.send(reply if kind else request)
             sent += 1
