@@ -21,6 +21,7 @@ asks it to hand everything over (:meth:`HeartbeatService.begin_shutdown`) before
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 import queue
 import selectors
@@ -98,6 +99,43 @@ def _load(
     return ha, signing, checking, groups
 
 
+class _HeartbeatFormatter(logging.Formatter):
+    """heartbeat's log lines: ``Dec 02 05:10:33 nodea heartbeat: [7725]: info: text``."""
+
+    LEVELS = {"WARNING": "WARN", "ERROR": "ERROR", "CRITICAL": "CRIT", "DEBUG": "debug"}
+
+    def __init__(self, me: str) -> None:
+        super().__init__(datefmt="%b %d %H:%M:%S")
+        self.me = me
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = self.LEVELS.get(record.levelname, "info")
+        text = record.getMessage().removeprefix("heartbeat: ")
+        stamp = self.formatTime(record, self.datefmt)
+        return f"{stamp} {self.me} heartbeat: [{record.process}]: {level}: {text}"
+
+
+def _log_handlers(ha: HaConfig, me: str) -> list[logging.Handler]:
+    """ha.cf's ``logfile``, ``debugfile`` (everything, debug included) and ``logfacility``."""
+    handlers: list[logging.Handler] = []
+    for path, level in ((ha.logfile, logging.INFO), (ha.debugfile, logging.DEBUG)):
+        if path and path != "/dev/null":
+            try:
+                handler: logging.Handler = logging.FileHandler(path)
+            except OSError as exc:
+                log.error("heartbeat: cannot open log file %s: %s", path, exc)
+                continue
+            handler.setLevel(level)
+            handler.setFormatter(_HeartbeatFormatter(me))
+            handlers.append(handler)
+    facility = logging.handlers.SysLogHandler.facility_names.get(ha.logfacility or "")
+    if facility is not None and os.path.exists("/dev/log"):
+        syslog = logging.handlers.SysLogHandler("/dev/log", facility)
+        syslog.setFormatter(logging.Formatter("heartbeat: [%(process)d]: %(message)s"))
+        handlers.append(syslog)
+    return handlers
+
+
 class HeartbeatService:
     """The heartbeat of this pylvsd (see the module docstring)."""
 
@@ -116,6 +154,9 @@ class HeartbeatService:
         self.ha_dir = ha_dir
         self.me = (me or nodename()).lower()
         self.ha, key, keys, self.groups = _load(ha_dir, self.me)
+        self.log_handlers = _log_handlers(self.ha, self.me)
+        for handler in self.log_handlers:
+            log.addHandler(handler)
         if self.me not in self.ha.nodes:
             raise HeartbeatConfigError(
                 self.ha.filename, 0, f"Current node [{self.me}] not in configuration!"
@@ -227,6 +268,9 @@ class HeartbeatService:
             self.ping_sock = None
         self._wake_r.close()
         self._wake_w.close()
+        for handler in self.log_handlers:
+            log.removeHandler(handler)
+            handler.close()
 
     # -- the loop component: the service lives in its own threads --------------------------
 

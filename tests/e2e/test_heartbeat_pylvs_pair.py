@@ -21,18 +21,30 @@ ADDRS = {"a": "10.78.0.1", "b": "10.78.0.2", "c": "10.78.0.10"}
 SECRET = "pylvs-pair-test"
 
 
-def ha_files(directory: Path, auto_failback: str = "on") -> Path:
+UCAST = f"ucast eth0 {ADDRS['a']}\nucast eth0 {ADDRS['b']}\n"
+
+
+def ha_files(directory: Path, auto_failback: str = "on", media: str = UCAST) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "ha.cf").write_text(
         "keepalive 100ms\nwarntime 300ms\ndeadtime 500ms\ninitdead 2\nudpport 694\n"
-        f"ucast eth0 {ADDRS['a']}\nucast eth0 {ADDRS['b']}\n"
-        f"auto_failback {auto_failback}\nnode nodea\nnode nodeb\ncrm no\n"
+        f"{media}auto_failback {auto_failback}\nnode nodea\nnode nodeb\ncrm no\n"
     )
     auth = directory / "authkeys"
     auth.write_text(f"auth 1\n1 sha1 {SECRET}\n")
     os.chmod(auth, 0o600)
-    (directory / "haresources").write_text(f"nodea IPaddr2::{VIP}/24/eth0\n")
+    # the director's services move with the VIP: ldirectord::lb.cf loads them into the holder
+    (directory / "lb.cf").write_text(
+        f"checkinterval=1\nvirtual={VIP}:80\n\treal={ADDRS['c']}:80 gate\n"
+        "\tscheduler=rr\n\tprotocol=tcp\n\tchecktype=on\n"
+    )
+    (directory / "haresources").write_text(f"nodea IPaddr2::{VIP}/24/eth0 ldirectord::lb.cf\n")
     return directory
+
+
+def services(lab: Lab, short: str) -> str:
+    argv = [sys.executable, "-m", "pylvs.cli.pylvsadm", "-L", "-n"]
+    return str(lab.run(short, argv, text=True, cwd=REPO).stdout)
 
 
 def build_lan(lab: Lab) -> None:
@@ -59,8 +71,10 @@ def client_neigh(lab: Lab) -> str:
     return str(lab.run("c", ["ip", "neigh", "show", VIP, "dev", "eth0"], text=True).stdout)
 
 
-def start_node(lab: Lab, tmp: Path, short: str, auto_failback: str = "on") -> Daemon:
-    ha = ha_files(tmp / f"ha-{short}", auto_failback)
+def start_node(
+    lab: Lab, tmp: Path, short: str, auto_failback: str = "on", media: str = UCAST
+) -> Daemon:
+    ha = ha_files(tmp / f"ha-{short}", auto_failback, media)
     return start_daemon(
         lab,
         tmp / f"pylvsd-{short}.log",
@@ -120,6 +134,8 @@ def test_two_pylvs_nodes_fail_over_and_back(tmp_path: Path) -> None:
         ).stdout
         assert "heartbeat nodeb active, holds " in top and "nodea active" in top
         assert not has_vip(lab, "b")
+        assert f"TCP  {VIP}:80 rr" in services(lab, "a")
+        assert VIP not in services(lab, "b")
         lab.run("c", ["ping", "-c", "1", "-W", "2", VIP])
         assert mac(lab, "a") in client_neigh(lab)
 
@@ -134,6 +150,7 @@ def test_two_pylvs_nodes_fail_over_and_back(tmp_path: Path) -> None:
         wait_until(lambda: mac(lab, "b") in client_neigh(lab), timeout=3, what="client ARP")
         print(f"kill -9 to VIP on nodeb: {took:.3f} s")
         assert took < 3.0
+        wait_until(lambda: f"TCP  {VIP}:80 rr" in services(lab, "b"), timeout=5)
         st = ha_status(b)
         assert st["nodes"]["nodea"]["status"] == "dead"
         assert st["nodes"]["nodea"]["links"]["eth0"] == "dead"
@@ -165,3 +182,26 @@ def test_two_pylvs_nodes_fail_over_and_back(tmp_path: Path) -> None:
         log = a.log.read_text()
         assert "all HA resources relinquished" in log
         b.ctl.close()
+
+
+def test_bcast_and_mcast_media(tmp_path: Path) -> None:
+    media = "bcast eth0\nmcast eth1 225.0.0.7 694 1 0\n"
+    with Lab() as lab:
+        build_lan(lab)
+        lab.veth("a", "eth1", "b", "eth1", "10.78.9.1/24", "10.78.9.2/24")
+        a = start_node(lab, tmp_path, "a", media=media)
+        wait_until(lambda: has_vip(lab, "a"), timeout=10, what="VIP on nodea")
+        b = start_node(lab, tmp_path, "b", media=media)
+        wait_until(
+            lambda: ha_status(b)["nodes"]["nodea"]["links"] == {"eth0": "up", "eth1": "up"},
+            timeout=10,
+            what="both links up",
+        )
+        kinds = {m["name"]: m["kind"] for m in ha_status(b)["media"]}
+        assert kinds == {"eth0": "bcast", "eth1": "mcast"}
+        wait_until(lambda: ha_status(b)["nodes"]["nodea"]["deadtime_ms"] == 500, timeout=10)
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait(timeout=5)
+        wait_until(lambda: has_vip(lab, "b"), timeout=5, what="VIP on nodeb")
+        # our own broadcast and multicast copies come back and are not taken for a peer's
+        assert ha_status(b)["counters"].get("refused", 0) == 0
