@@ -213,7 +213,11 @@ def measure(runs: int, soak_minutes: float, loss: float) -> list[str]:
             wait_until(lambda: farm.holds("b"), timeout=10, interval=0.005)
             kill_vip.append(time.monotonic() - at)
             mac_b = farm.mac("b")
-            wait_until(lambda: mac_b in farm.client_entry(), timeout=5, interval=0.005)
+
+            def moved(mac: str = mac_b) -> bool:
+                return mac in farm.client_entry()
+
+            wait_until(moved, timeout=5, interval=0.005)
             kill_arp.append(time.monotonic() - at)
             lab.run("a", ["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"])  # as a reboot
             farm.start("a")

@@ -32,9 +32,8 @@ def summary(st: dict[str, Any]) -> str:
     others = ", ".join(
         f"{name} {node['status']}" for name, node in st["nodes"].items() if name != st["node"]
     )
-    return (
-        f"heartbeat {st['node']} {st['status']}, holds {st['resources']['state']}"
-        + (f"; {others}" if others else "")
+    return f"heartbeat {st['node']} {st['status']}, holds {st['resources']['state']}" + (
+        f"; {others}" if others else ""
     )
 
 

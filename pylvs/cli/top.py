@@ -249,9 +249,7 @@ def _title(netns: str | None, status: dict[str, Any], live: bool = False) -> str
     ha = summary(status.get("components", {}).get("heartbeat", {}))
     return (
         f"pylvsd pid {status.get('pid')} ({where}), backend {status.get('backend')}, "
-        f"{time.strftime('%H:%M:%S')}"
-        + (f"\n{ha}" if ha else "")
-        + ("  (q quits)" if live else "")
+        f"{time.strftime('%H:%M:%S')}" + (f"\n{ha}" if ha else "") + ("  (q quits)" if live else "")
     )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "NONE",
     "RQSTDELAY",
     "RSC_NAMES",
+    "STANDBY_STEPS",
     "Job",
     "Log",
     "ResourceManager",
@@ -55,6 +56,20 @@ R_INIT, R_STARTING, R_BOTHSTARTING, R_RSCRCVD, R_STABLE, R_SHUTDOWN = (
 )
 # going_standby (enum standby)
 NOT, ME, OTHER, DONE = "not", "me", "other", "done"
+
+# ask_for_resources(): (going_standby, info, from our own node) -> the step taken. The giver
+# says "me", the taker answers "other", the giver releases and says "done", the taker acquires
+# and says "done"; anything else is ignored and logged.
+STANDBY_STEPS: dict[tuple[str, str, bool], str] = {
+    (NOT, "me", True): "we_go_standby",  # -> me: wait STANDBY_INIT_TO for "other"
+    (NOT, "me", False): "peer_goes_standby",  # -> other: answer "other"
+    (ME, "other", False): "give_up",  # release the set; the job's end says "done"
+    (ME, "done", True): "given_up",  # -> done
+    (OTHER, "other", True): "our_answer",  # our own answer: nothing to do
+    (OTHER, "done", False): "acquire",  # -> done; acquire; the job's end says "done"
+    (DONE, "done", True): "acquired",  # -> not: we hold the set, stable again
+    (DONE, "done", False): "peer_finished",  # -> not: the peer holds it, stable again
+}
 
 RQSTDELAY = 10.0  # heartbeat.c: take local groups this long after the first resource message
 STANDBY_INIT_TO = 10.0  # STANDBY_INIT_TO_MS: wait for the peer's answer to our standby request
@@ -631,7 +646,8 @@ class ResourceManager:
     def _ask_for_resources(
         self, out: list[Action], fields: dict[str, str], from_me: bool, now: float
     ) -> None:
-        """ask_for_resources(): the three-phase standby exchange."""
+        """ask_for_resources(): one message of the three-phase standby exchange, looked up in
+        :data:`STANDBY_STEPS`."""
         st = self.st
         if not self.nice_failback:
             out.append(Log("info", "Standby mode only implemented when nice_failback on"))
@@ -648,8 +664,6 @@ class ResourceManager:
         if info is None or origin is None:
             out.append(Log("err", "Received standby message without info/from"))
             return
-        orig = st.going_standby
-        ignored = False
         if st.standby_running is not None and now < st.standby_running and info == "me":
             left = int(st.standby_running - now + 0.999)
             out.append(
@@ -659,110 +673,97 @@ class ResourceManager:
                 )
             )
             return
-        if st.going_standby == NOT:
+        state = st.going_standby
+        # What heartbeat notes of any message in the state, before it looks at the message.
+        if state == NOT:
+            flux = ""
             if not st.other_is_stable:
-                out.append(
-                    Log(
-                        "warn",
-                        f"standby message [{info}] from {origin} ignored.  Other side is in flux.",
-                    )
-                )
-                return
-            if st.resourcestate != R_STABLE:
-                out.append(
-                    Log(
-                        "warn",
-                        f"standby message [{info}] from {origin} ignored."
-                        "  local resources in flux.",
-                    )
-                )
+                flux = "Other side is in flux."
+            elif st.resourcestate != R_STABLE:
+                flux = "local resources in flux."
+            if flux:
+                out.append(Log("warn", f"standby message [{info}] from {origin} ignored.  {flux}"))
                 return
             st.standby_rsctype = rtype
-            if info == "me":
-                st.other_is_stable = False
-                out.append(Log("info", f"{origin} wants to go standby [{decode_resources(rtype)}]"))
-                if from_me:
-                    st.standby_running = now + STANDBY_INIT_TO
-                    st.going_standby = ME
-                else:
-                    st.going_standby = OTHER
-                    self._send_standby(out, OTHER)
-                    st.standby_running = now + STANDBY_RSC_TO
-            else:
-                ignored = True
-        elif st.going_standby == ME:
-            if not from_me:
-                st.standby_rsctype = rtype
-                st.standby_running = now + STANDBY_RSC_TO
-                if info == "other":
-                    out.append(
-                        Log(
-                            "info",
-                            f"standby: {origin} can take our {decode_resources(rtype)} resources",
-                        )
-                    )
-                    self._go_standby(out, ME, rtype)
-                else:
-                    ignored = True
-            elif info == "done":
-                out.append(
-                    Log("info", f"Local standby process completed [{decode_resources(rtype)}].")
-                )
-                st.going_standby = DONE
-                st.i_hold &= ~st.standby_rsctype & ALL
-                st.standby_running = now + STANDBY_RSC_TO
-            else:
-                ignored = True
-        elif st.going_standby == OTHER:
+        elif state == ME and not from_me:
             st.standby_rsctype = rtype
-            if info == "done":
-                st.standby_running = now + STANDBY_RSC_TO
-                if not from_me:
-                    out.append(
-                        Log(
-                            "info",
-                            f"standby: acquire [{decode_resources(rtype)}] resources from {origin}",
-                        )
-                    )
-                    self._go_standby(out, OTHER, st.standby_rsctype)
-                    st.going_standby = DONE
-                else:
-                    ignored = True
-            elif not from_me or info != "other":
-                ignored = True
-        elif st.going_standby == DONE:
+            st.standby_running = now + STANDBY_RSC_TO
+        elif state in (OTHER, DONE):
             st.standby_rsctype = rtype
-            if info == "done":
-                st.standby_running = None
-                st.going_standby = NOT
-                if from_me:
-                    out.append(
-                        Log(
-                            "info",
-                            f"Standby resource acquisition done [{decode_resources(rtype)}].",
-                        )
-                    )
-                    if self.auto:
-                        st.local_takeover_work_done = True
-                        self._announce(out, "auto_failback")
-                    st.i_hold |= {LOCAL: FOREIGN, FOREIGN: LOCAL, ALL: ALL}.get(rtype, NONE)
-                else:
-                    out.append(
-                        Log(
-                            "info",
-                            f"Other node completed standby takeover of "
-                            f"{decode_resources(rtype)} resources.",
-                        )
-                    )
-                self._send_held(out, True)
-                st.going_standby = NOT
-            else:
-                ignored = True
-        if ignored:
+            if state == OTHER and info == "done":
+                st.standby_running = now + STANDBY_RSC_TO
+        step = STANDBY_STEPS.get((state, info, from_me))
+        if step is None:
             out.append(
-                Log("err", f"Ignored standby message '{info}' from {origin} in state {orig}")
+                Log("err", f"Ignored standby message '{info}' from {origin} in state {state}")
             )
+        else:
+            getattr(self, f"_standby_{step}")(out, rtype, origin, now)
         self._shutdown_if_needed(out)
+
+    # The steps of STANDBY_STEPS.
+
+    def _someone_wants_to_go_standby(self, out: list[Action], rtype: int, origin: str) -> _State:
+        self.st.other_is_stable = False
+        out.append(Log("info", f"{origin} wants to go standby [{decode_resources(rtype)}]"))
+        return self.st
+
+    def _standby_we_go_standby(
+        self, out: list[Action], rtype: int, origin: str, now: float
+    ) -> None:
+        st = self._someone_wants_to_go_standby(out, rtype, origin)
+        st.standby_running = now + STANDBY_INIT_TO
+        st.going_standby = ME
+
+    def _standby_peer_goes_standby(
+        self, out: list[Action], rtype: int, origin: str, now: float
+    ) -> None:
+        st = self._someone_wants_to_go_standby(out, rtype, origin)
+        st.going_standby = OTHER
+        self._send_standby(out, OTHER)
+        st.standby_running = now + STANDBY_RSC_TO
+
+    def _standby_give_up(self, out: list[Action], rtype: int, origin: str, now: float) -> None:
+        text = f"standby: {origin} can take our {decode_resources(rtype)} resources"
+        out.append(Log("info", text))
+        self._go_standby(out, ME, rtype)  # the job's end sends "done"
+
+    def _standby_given_up(self, out: list[Action], rtype: int, origin: str, now: float) -> None:
+        st = self.st
+        out.append(Log("info", f"Local standby process completed [{decode_resources(rtype)}]."))
+        st.going_standby = DONE
+        st.i_hold &= ~st.standby_rsctype & ALL
+        st.standby_running = now + STANDBY_RSC_TO
+
+    def _standby_our_answer(self, out: list[Action], rtype: int, origin: str, now: float) -> None:
+        pass  # our own "other" coming back: the giver answers it
+
+    def _standby_acquire(self, out: list[Action], rtype: int, origin: str, now: float) -> None:
+        text = f"standby: acquire [{decode_resources(rtype)}] resources from {origin}"
+        out.append(Log("info", text))
+        self._go_standby(out, OTHER, self.st.standby_rsctype)  # the job's end sends "done"
+        self.st.going_standby = DONE
+
+    def _standby_acquired(self, out: list[Action], rtype: int, origin: str, now: float) -> None:
+        st = self.st
+        st.standby_running = None
+        st.going_standby = NOT
+        out.append(Log("info", f"Standby resource acquisition done [{decode_resources(rtype)}]."))
+        if self.auto:
+            st.local_takeover_work_done = True
+            self._announce(out, "auto_failback")
+        st.i_hold |= {LOCAL: FOREIGN, FOREIGN: LOCAL, ALL: ALL}.get(rtype, NONE)
+        self._send_held(out, True)
+
+    def _standby_peer_finished(
+        self, out: list[Action], rtype: int, origin: str, now: float
+    ) -> None:
+        st = self.st
+        st.standby_running = None
+        st.going_standby = NOT
+        text = f"Other node completed standby takeover of {decode_resources(rtype)} resources."
+        out.append(Log("info", text))
+        self._send_held(out, True)
 
     def _go_standby(self, out: list[Action], who: str, resourceset: int) -> None:
         """go_standby(): give up (who=ME) or acquire (who=OTHER) a set of groups."""
