@@ -1,13 +1,16 @@
 """The pylvs demonstration: a whole LVS web farm in network namespaces, in one command.
 
 ``scripts/demo`` (as root) brings up the ``farm`` scenario of the lab (two clients, a router, an
-active and a standby director running pylvsd, four real servers, direct routing), sends a few
-thousand HTTP requests from the clients, shows how they spread over the real servers (weighted
-round robin, then a persistent service), lists the director's counters with ``pylvsadm -Ln
---stats`` run inside the director's namespace, then makes one real server fail: the director's
-health check (ldirectord's HTTP check) quiesces it, new connections avoid it, and when it is
-repaired the check puts it back; then it tears everything down (``--keep`` leaves the farm
-running).
+active and a standby director running pylvsd as the two nodes of a heartbeat cluster, four real
+servers, direct routing), sends a few thousand HTTP requests from the clients, shows how they
+spread over the real servers (weighted round robin, then a persistent service), lists the
+director's counters with ``pylvsadm -Ln --stats`` run inside the director's namespace, then makes
+one real server fail: the director's health check (ldirectord's HTTP check) quiesces it, new
+connections avoid it, and when it is repaired the check puts it back. Then the active director
+dies (kill -9) in the middle of a long download: heartbeat on the standby takes the VIP over,
+the router follows the gratuitous ARP, the connection synchronised to the standby carries on and
+the download completes byte-exact; the director comes back and gets the VIP back
+(auto_failback). Then it tears everything down (``--keep`` leaves the farm running).
 
 ``--engine`` runs the older walk-through instead: the engine alone on generated packets (no
 network, no root), showing each forwarding method's rewrite.
@@ -32,6 +35,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 from pylvs.cli import pylvsadm
+from pylvs.cli.ha import format_status
 from pylvs.cli.health import build_table
 from pylvs.core import forward
 from pylvs.core.control import DestSpec, ServiceSpec, addr_to_text
@@ -41,7 +45,7 @@ from pylvs.core.service import AF_INET, IPPROTO_TCP, FwdMethod
 from pylvs.ctl import ControlClient
 from pylvs.io import netcfg
 from pylvs.lab import runner, show
-from pylvs.lab.client import LoadResult, http_load
+from pylvs.lab.client import LoadResult, http_load, start_download
 from pylvs.lab.state import default_prefix, load_state
 from pylvs.lab.topology import LabConfigError, Scenario, load_scenario
 from pylvs.testing.netns import TimeoutExpired, wait_until
@@ -159,15 +163,10 @@ def _step(out: TextIO, n: int, text: str) -> None:
     out.flush()
 
 
-def _pylvsadm_argv() -> list[str]:
-    here = os.path.join(os.path.dirname(sys.executable), "pylvsadm")
-    return [here] if os.access(here, os.X_OK) else [sys.executable, "-m", "pylvs.cli.pylvsadm"]
-
-
 def _pylvsadm(out: TextIO, prefix: str, node: str, *args: str) -> str:
     """Run pylvsadm inside ``node``'s namespace, the way an administrator on the director would."""
     ns = runner.node_netns(prefix, node)
-    argv = ["ip", "netns", "exec", ns, *_pylvsadm_argv(), *args]
+    argv = ["ip", "netns", "exec", ns, *runner.pylvsadm_argv(), *args]
     shown = " ".join(["ip", "netns", "exec", ns, "pylvsadm", *args])
     out.write(f"$ {shown}\n")
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
@@ -230,6 +229,154 @@ def _health(out: TextIO, prefix: str, node: str) -> None:
     console.print(build_table(web))
 
 
+# The download of the failover step: long enough to fail a director in its middle, once its
+# connection has reached the standby (the master sync daemon sends within 2 s).
+DOWNLOAD_SIZE = 8 << 20
+DOWNLOAD_RATE = 2 << 20
+
+
+def _mac(prefix: str, node: str, iface: str) -> str:
+    path = f"/sys/class/net/{iface}/address"
+    ns = runner.node_netns(prefix, node)
+    done = subprocess.run(
+        ["ip", "netns", "exec", ns, "cat", path], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def _neigh(prefix: str, router: str, iface: str, addr: str) -> str | None:
+    """The MAC the router's neighbour table has for ``addr`` on ``iface``."""
+    with netcfg.in_netns(runner.node_netns(prefix, router)):
+        mac, _state = netcfg.neigh_lookup(netcfg.link_info(iface).index, addr)
+    return None if mac is None else mac.hex(":")
+
+
+def _wait_neigh(prefix: str, router: str, iface: str, addr: str, mac: str) -> float:
+    """Wait until the router sends ``addr`` to ``mac``; returns time.monotonic() then."""
+    try:
+        wait_until(
+            lambda: _neigh(prefix, router, iface, addr) == mac,
+            timeout=10,
+            interval=0.01,
+            what=f"the router's neighbour entry for {addr} to be {mac}",
+        )
+    except TimeoutExpired as exc:
+        raise runner.LabError(str(exc)) from None
+    return time.monotonic()
+
+
+def _synced(prefix: str, node: str, cport: int) -> Any:
+    """The connection from client port ``cport`` in ``node``'s table, or None."""
+    with netcfg.in_netns(runner.node_netns(prefix, node)), ControlClient(timeout=5) as ctl:
+        return next((c for c in ctl.conns() if c.cport == cport and not c.template), None)
+
+
+def _failover(out: TextIO, scenario: Scenario, prefix: str, step: int) -> None:
+    """A director dies in the middle of a download; heartbeat moves the VIP, the synchronised
+    connection goes on, the director comes back (see the module docstring)."""
+    director = scenario.active_director.name
+    standby = next(n.name for n in scenario.by_role("director") if n.standby)
+    router = scenario.by_role("router")[0]
+    r_iface = scenario.vip_interface_of(router)
+    assert r_iface is not None and scenario.heartbeat is not None
+    client_node = scenario.by_role("client")[0].name
+    vip = scenario.vip
+    names = {}
+    for name in (director, standby):
+        iface = scenario.vip_interface_of(scenario.node(name))
+        assert iface is not None
+        names[_mac(prefix, name, iface.name)] = f"{name}.{iface.name}"
+    mac_of = {v.split(".")[0]: k for k, v in names.items()}
+    mib = 1 << 20
+
+    _step(
+        out, step, f"{director} dies in the middle of a download: heartbeat fails over to {standby}"
+    )
+    out.write(
+        f"Both directors are nodes of a heartbeat cluster (pylvsd --ha with netns-lab/"
+        f"{scenario.heartbeat.name}/): heartbeats every 100 ms on eth0 and on the heartbeat LAN "
+        f"eth1, a node is dead after 500 ms of silence. {director} holds the resource group "
+        "IPaddr2::192.0.2.100/24/eth0 LVSSyncDaemonSwap::master: the VIP, and the master "
+        f"connection sync daemon, which sends every connection to the backup daemon on {standby}.\n"
+    )
+    before = _neigh(prefix, router.name, r_iface.name, vip)
+    out.write(f"$ ip netns exec {prefix}{router.name} ip neigh show {vip}\n")
+    out.write(f"{vip} dev {r_iface.name} lladdr {before} ({names.get(before or '', '?')})\n")
+    ns = runner.node_netns(prefix, client_node)
+    d = start_download(ns, vip, 80, DOWNLOAD_SIZE, DOWNLOAD_RATE)
+    if d.error:
+        raise runner.LabError(f"the download did not start: {d.error}")
+    out.write(
+        f"{client_node} downloads {DOWNLOAD_SIZE // mib} MiB from http://{vip}/data/"
+        f"{DOWNLOAD_SIZE}?rate={DOWNLOAD_RATE} (paced at {DOWNLOAD_RATE // mib} MiB/s, about "
+        f"{DOWNLOAD_SIZE / DOWNLOAD_RATE:.0f} s), client port {d.cport}.\n"
+    )
+    try:
+        conn = wait_until(
+            lambda: _synced(prefix, standby, d.cport), timeout=10, what="the synchronised conn"
+        )
+    except TimeoutExpired as exc:
+        raise runner.LabError(str(exc)) from None
+    out.write(
+        f"{d.seconds:.1f} s after the start {standby} has the connection, from {director}'s "
+        "sync daemon:\n"
+        f"  {standby}: TCP {conn.state} {conn.caddr}:{conn.cport} -> {conn.vaddr}:{conn.vport}"
+        f" -> {conn.daddr}:{conn.dport}\n"
+    )
+    got = d.received
+    out.write(f"$ pylvs lab fail {director}\n")
+    result = runner.fail(prefix, director, "kill")
+    assert isinstance(result, runner.FailResult) and result.takeover_s is not None
+    out.write(
+        f"{director}'s pylvsd (pid {result.pid}) killed with SIGKILL after {got / mib:.1f} of "
+        f"{DOWNLOAD_SIZE // mib} MiB; like a crashed heartbeat it leaves the VIP configured on "
+        f"{director}, whose packets now go nowhere.\n"
+    )
+    out.write(
+        f"{result.holder} holds the VIP {result.takeover_s:.2f} s after the kill "
+        "(500 ms deadtime, then IPaddr2). Its pylvsd's log:\n"
+    )
+    assert result.holder == standby
+    for text in (f"node {director}: is dead", "Running IPaddr2", "state = MASTER"):
+        for line in _log_lines(prefix, standby, text)[-1:]:
+            out.write(f"  {line}\n")
+    t_neigh = _wait_neigh(prefix, router.name, r_iface.name, vip, mac_of[standby])
+    after = _neigh(prefix, router.name, r_iface.name, vip)
+    out.write(
+        f"The router's neighbour entry for {vip}: {before} ({names.get(before or '', '?')}) -> "
+        f"{after} ({names.get(after or '', '?')}), {t_neigh - result.failed_at:.2f} s after "
+        "the kill: the gratuitous ARP of the takeover.\n"
+    )
+    if not d.wait(30) or not d.ok:
+        raise runner.LabError(
+            f"the download failed: {d.error or 'incomplete'} ({d.received} of {d.size} bytes, "
+            f"sha256 {d.sha256})"
+        )
+    out.write(
+        f"The download completed: {d.received} bytes ({d.size // mib} MiB) in {d.seconds:.1f} s "
+        f"from {d.server}, sha256 {d.sha256[:16]}... as expected: byte-exact. Its longest "
+        f"wait for data was {d.longest_stall:.2f} s: TCP retransmitted until {standby}, which "
+        f"knew the connection, forwarded the client's ACKs to {d.server} again.\n"
+    )
+    out.write(f"$ pylvs ha --netns {prefix}{standby} status\n")
+    with netcfg.in_netns(runner.node_netns(prefix, standby)), ControlClient(timeout=5) as ctl:
+        out.write(format_status(ctl.request("ha-status")))
+    _pylvsadm(out, prefix, standby, "-L", "--daemon")
+    out.write(f"$ pylvs lab heal {director}\n")
+    t_heal = time.monotonic()
+    healed = runner.heal(prefix, director)
+    assert isinstance(healed, runner.HealResult)
+    t_back = _wait_neigh(prefix, router.name, r_iface.name, vip, mac_of[director])
+    out.write(
+        f"{director} comes back as after a reboot: the stale VIP removed, pylvsd and its backup "
+        f"sync daemon started again (pid {healed.pid}). auto_failback is on, so {standby} gives "
+        f"the group back: the VIP is on {healed.holder} again {healed.seconds:.1f} s after the "
+        f"heal began, and the router's entry is back to {mac_of[director]} "
+        f"({names[mac_of[director]]}) after {t_back - t_heal:.1f} s.\n"
+    )
+    _pylvsadm(out, prefix, director, "-L", "--daemon")
+
+
 def run_farm_demo(out: TextIO, prefix: str, requests: int = 3000, keep: bool = False) -> int:
     """The main demonstration (see the module docstring); returns the exit status."""
     scenario = load_scenario(_SCENARIO)
@@ -244,10 +391,13 @@ def run_farm_demo(out: TextIO, prefix: str, requests: int = 3000, keep: bool = F
     runner.up(_SCENARIO, prefix)
     try:
         out.write(show.topology_text(scenario) + "\n")
+        ha = ""
+        if scenario.heartbeat is not None:
+            ha = f", two heartbeat nodes; heartbeat gave the VIP to {director}"
         out.write(
             f"({len(scenario.nodes) + 1} network namespaces named {prefix}*, built in "
             f"{time.monotonic() - started:.1f} s; pylvsd runs on {director} and on "
-            f"{', '.join(standby) or 'no standby'})\n"
+            f"{', '.join(standby) or 'no standby'}{ha})\n"
         )
 
         total_w = sum(d.weight for d in dests80)
@@ -284,7 +434,7 @@ def run_farm_demo(out: TextIO, prefix: str, requests: int = 3000, keep: bool = F
                 f"{name} has every service configured but saw no packet: the router sends "
                 f"the VIP's traffic to the MAC that answered its ARP request, {director}'s. "
                 "Heartbeat moves the VIP (and a gratuitous ARP) to it when "
-                f"{director} fails.\n"
+                f"{director} fails: step 7.\n"
             )
 
         rs_name = first_name[0].name if first_name else first.addr
@@ -331,7 +481,11 @@ def run_farm_demo(out: TextIO, prefix: str, requests: int = 3000, keep: bool = F
         for line in _log_lines(prefix, director, real)[-1:]:
             out.write(f"  {line}\n")
         _pylvsadm(out, prefix, director, "-L", "-n", "-t", vs)
-        _step(out, 7, "Done" + (": the farm keeps running" if keep else ": tearing down"))
+        step = 7
+        if scenario.heartbeat is not None and standby:
+            _failover(out, scenario, prefix, step)
+            step += 1
+        _step(out, step, "Done" + (": the farm keeps running" if keep else ": tearing down"))
     except BaseException:
         if not keep:
             with contextlib.suppress(Exception):

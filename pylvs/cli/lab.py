@@ -1,8 +1,9 @@
 """``pylvs lab``: build an LVS web farm in network namespaces, look inside it, take it down.
 
-Subcommands: ``up SCENARIO``, ``down``, ``status``, ``exec NODE -- CMD``, ``http``, ``trace``,
-``show SCENARIO``, ``list``. The scenarios are the ``netns-lab/*.toml`` files (or a path). All
-namespaces carry a prefix (``lvs-``, ``--prefix`` or ``$PYLVS_LAB_PREFIX``), one lab per prefix.
+Subcommands: ``up SCENARIO``, ``down``, ``status``, ``exec NODE -- CMD``, ``fail NODE``,
+``heal NODE`` (``repair``), ``http``, ``trace``, ``show SCENARIO``, ``list``. The scenarios are
+the ``netns-lab/*.toml`` files (or a path). All namespaces carry a prefix (``lvs-``,
+``--prefix`` or ``$PYLVS_LAB_PREFIX``), one lab per prefix.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import sys
 from pathlib import Path
 
 from pylvs.lab import client, runner, show, trace
-from pylvs.lab.state import default_prefix
-from pylvs.lab.topology import LabConfigError, list_scenarios, load_scenario
+from pylvs.lab.state import ProcessRecord, default_prefix
+from pylvs.lab.topology import LabConfigError, Scenario, list_scenarios, load_scenario
 
 __all__ = ["add_lab"]
 
@@ -57,15 +58,31 @@ def add_lab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.set_defaults(lab_func=_cmd_exec)
 
     q = lab.add_parser(
-        "fail", help="make a real server fail (its servers stopped, or hung with --hang)"
+        "fail",
+        help="make a node fail: a real server's servers stop (or hang), a director dies",
+        description=(
+            "A real server: its servers are stopped (connections refused) or, with --hang, "
+            "frozen (accepted, never answered); the health checks take it out. A director of "
+            "a heartbeat lab (farm): --how kill (default) kills its pylvsd with SIGKILL, "
+            "leaving the VIP configured on it as a crashed heartbeat does; --how link pulls "
+            "its cables (its switch ports go down: a partition). Returns once another "
+            "director has taken the VIP over."
+        ),
     )
     q.add_argument("node")
-    q.add_argument("--hang", action="store_true", help="freeze the servers instead of stopping")
+    q.add_argument("--hang", action="store_true", help="real server: freeze the servers instead")
+    q.add_argument(
+        "--how", choices=runner.DIRECTOR_FAILURES, help="director: kill (default) or link"
+    )
     q.set_defaults(lab_func=_cmd_fail)
 
-    q = lab.add_parser("repair", help="bring a failed real server back")
-    q.add_argument("node")
-    q.set_defaults(lab_func=_cmd_repair)
+    for name, text in (
+        ("heal", "bring a failed node back (a director: pylvsd restarted or cables plugged)"),
+        ("repair", "bring a failed node back (the same as heal)"),
+    ):
+        q = lab.add_parser(name, help=text)
+        q.add_argument("node")
+        q.set_defaults(lab_func=_cmd_heal)
 
     q = lab.add_parser(
         "http", help="send HTTP requests to the VIP and count the answers per server"
@@ -125,8 +142,20 @@ def _cmd_down(args: argparse.Namespace) -> int:
 
 
 def _cmd_fail(args: argparse.Namespace) -> int:
+    _state, scenario = runner.running_scenario(args.prefix)
+    directors = [n.name for n in scenario.by_role("director")]
+    if args.node in directors:
+        if args.hang:
+            raise runner.LabError("--hang is for real servers; a director fails with --how")
+        result = runner.fail(args.prefix, args.node, args.how or "kill")
+        assert isinstance(result, runner.FailResult)
+        _print_director_failure(scenario, result)
+        return 0
+    if args.how is not None:
+        raise runner.LabError("--how is for directors; a real server fails with or without --hang")
     how = "hang" if args.hang else "stop"
     rec = runner.fail(args.prefix, args.node, how)
+    assert isinstance(rec, ProcessRecord)
     what = (
         "frozen (SIGSTOP): connections are accepted, never answered"
         if args.hang
@@ -137,16 +166,61 @@ def _cmd_fail(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_repair(args: argparse.Namespace) -> int:
-    rec = runner.repair(args.prefix, args.node)
-    print(f"{args.node}: servers running again (pid {rec.pid})")
+def _print_director_failure(scenario: Scenario, result: runner.FailResult) -> None:
+    node = result.node
+    if result.how == "kill":
+        left = (
+            f"; like a crashed heartbeat it leaves the VIP configured on {node}"
+            if result.had_vip
+            else ""
+        )
+        print(f"{node}: pylvsd (pid {result.pid}) killed with SIGKILL{left}")
+    else:
+        print(f"{node}: cables pulled (switch ports {', '.join(result.ports)} down): a partition")
+    if result.takeover_s is not None:
+        print(
+            f"{result.holder} took the VIP {scenario.vip} over {result.takeover_s:.2f} s later "
+            "(heartbeat's deadtime, then IPaddr2 and gratuitous ARP)"
+        )
+    else:
+        print(f"{node} did not hold the VIP: nothing to take over (VIP on {result.holder})")
+    if len(result.holders) > 1 and result.how == "kill":
+        print(
+            f"the VIP is configured on {' and '.join(result.holders)}: {node}'s copy is stale, "
+            "nothing released it; the router follows the new holder's gratuitous ARP "
+            "(heartbeat's answer to a node that may still answer is STONITH)"
+        )
+    elif len(result.holders) > 1:
+        print(
+            f"the VIP is configured on {' and '.join(result.holders)}: a split brain, harmless "
+            f"while {node} is cut off (heartbeat's answer is STONITH)"
+        )
+    print(f"`pylvs lab heal {node}` undoes it; see `pylvs ha --netns {result.holder} status`")
+
+
+def _cmd_heal(args: argparse.Namespace) -> int:
+    result = runner.heal(args.prefix, args.node)
+    if isinstance(result, runner.HealResult):
+        done = {
+            "kill": f"pylvsd started again (pid {result.pid})",
+            "link": "cables plugged back; both sides restarted heartbeat",
+        }[result.how]
+        removed = f", stale VIP removed ({', '.join(result.removed)})" if result.removed else ""
+        print(f"{args.node}: {done}{removed}")
+        print(f"the cluster is whole again after {result.seconds:.1f} s: VIP on {result.holder}")
+        return 0
+    print(f"{args.node}: servers running again (pid {result.pid})")
     return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     _state, scenario, rows = runner.status(args.prefix)
     print(show.status_text(scenario, rows))
-    return 0 if all(r.exists and all(alive for _w, _p, alive in r.processes) for r in rows) else 1
+    ok = all(
+        r.exists and all(alive or w in show.FAILED_ON_PURPOSE for w, _p, alive in r.processes)
+        for r in rows
+    )
+    return 0 if ok else 1
 
 
 def _cmd_exec(args: argparse.Namespace) -> int:

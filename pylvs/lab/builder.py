@@ -74,7 +74,10 @@ def build_network(lab: Lab, scenario: Scenario) -> None:
                 netcfg.add_route("default", node.gateway)
     # The active director holds the VIP on its interface in the VIP's LAN and so answers the
     # router's ARP requests for it (heartbeat's IPaddr does the same on takeover). The standby
-    # does not: two ARP answers would split the traffic between the directors.
+    # does not: two ARP answers would split the traffic between the directors. With heartbeat
+    # the VIP is a resource of the cluster: heartbeat puts it on a director, not the builder.
+    if scenario.heartbeat is not None:
+        return
     director = scenario.active_director
     with lab.inside(director.name):
         netcfg.add_address(scenario.vip_interface.name, f"{scenario.vip}/32")

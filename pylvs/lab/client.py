@@ -1,4 +1,5 @@
-"""Lab clients: many HTTP requests and UDP echo exchanges from inside client namespaces.
+"""Lab clients: many HTTP requests and UDP echo exchanges from inside client namespaces, and one
+long download (:func:`start_download`) that runs in the background while something fails.
 
 Sockets belong to the network namespace of the thread that creates them (``setns(2)`` is per
 thread), so every worker thread enters its client's namespace once and then makes all its
@@ -8,6 +9,7 @@ requests a second, this some hundreds to a thousand on two cores).
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import socket
 import threading
@@ -17,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pylvs.io import netcfg
+from pylvs.lab.servers import data_path, data_sha256
 
-__all__ = ["LoadResult", "http_load", "udp_echo"]
+__all__ = ["Download", "LoadResult", "http_load", "start_download", "udp_echo"]
 
 
 @dataclass
@@ -122,3 +125,94 @@ def udp_echo(
                 else:
                     seen["(no answer)"] += 1
     return seen
+
+
+@dataclass
+class Download:
+    """One ``GET /data/<size>`` from a client, running in a thread; the fields fill in as it
+    goes (``received`` grows, ``cport`` is the client's port once connected)."""
+
+    ns: str
+    host: str
+    port: int
+    size: int
+    rate: int | None
+    cport: int = 0
+    server: str = ""  # the real server that answers (X-Real-Server)
+    received: int = 0
+    sha256: str = ""
+    expected_sha256: str = ""
+    error: str = ""
+    started: float = 0.0  # time.monotonic()
+    finished: float = 0.0
+    longest_stall: float = 0.0  # the longest wait for the next bytes, seconds
+    stall_end: float = 0.0  # when that wait ended (time.monotonic())
+    connected: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def ok(self) -> bool:
+        """Complete and byte-exact."""
+        return (
+            self.done.is_set()
+            and not self.error
+            and self.received == self.size
+            and self.sha256 == self.expected_sha256
+        )
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    def wait(self, timeout: float) -> bool:
+        return self.done.wait(timeout)
+
+
+def _download(d: Download, timeout: float) -> None:
+    digest = hashlib.sha256()
+    try:
+        with netcfg.in_netns(d.ns):
+            conn = http.client.HTTPConnection(d.host, d.port, timeout=timeout)
+            conn.connect()
+        try:
+            assert conn.sock is not None
+            d.cport = conn.sock.getsockname()[1]
+            d.connected.set()
+            conn.request("GET", data_path(d.size, d.rate), headers={"Connection": "close"})
+            response = conn.getresponse()
+            d.server = response.getheader("X-Real-Server") or ""
+            if response.status != 200:
+                raise http.client.HTTPException(f"HTTP {response.status}")
+            last = time.monotonic()
+            while True:
+                chunk = response.read1(65536)
+                now = time.monotonic()
+                if not chunk:
+                    break
+                if now - last > d.longest_stall:
+                    d.longest_stall, d.stall_end = now - last, now
+                last = now
+                digest.update(chunk)
+                d.received += len(chunk)
+        finally:
+            conn.close()
+    except (OSError, http.client.HTTPException) as exc:
+        d.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        d.sha256 = digest.hexdigest()
+        d.finished = time.monotonic()
+        d.connected.set()
+        d.done.set()
+
+
+def start_download(
+    ns: str, host: str, port: int, size: int, rate: int | None = None, timeout: float = 20.0
+) -> Download:
+    """Start downloading ``size`` bytes (at ``rate`` bytes a second) from the real servers'
+    ``/data/`` through ``host:port``, from client namespace ``ns``; returns at once, the
+    connection made (``cport`` known) or failed. ``timeout`` is how long a read may wait."""
+    d = Download(ns, host, port, size, rate, expected_sha256=data_sha256(size))
+    d.started = time.monotonic()
+    threading.Thread(target=_download, args=(d, timeout), daemon=True).start()
+    d.connected.wait(timeout)
+    return d

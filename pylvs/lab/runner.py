@@ -7,6 +7,13 @@ userspace IPIP decapsulator on TUN real servers, and pylvsd on every director (t
 with the same configuration but without the VIP). Every pid is written to the state file
 (:mod:`pylvs.lab.state`) as soon as the process exists.
 
+With a heartbeat directory (``heartbeat = "farm.ha"``) the directors are a heartbeat cluster:
+each pylvsd runs with ``--ha`` (a copy of the directory in the lab's run directory, authkeys mode
+600) and a backup connection sync daemon, the active director first, and heartbeat puts the VIP
+on one of them. :func:`fail` then makes a director fail (``kill``: kill -9 of its pylvsd, the VIP
+left on it as a crashed heartbeat leaves it; ``link``: its cables pulled, a partition) and
+:func:`heal` brings it back.
+
 ``down`` stops those processes by pid, then any other process still inside one of the lab's
 namespaces (whatever runs there was started in the lab: by ``pylvs lab exec``, or a pylvsd that
 ``pylvsadm`` started), then deletes the namespaces, which takes their veths, bridges, addresses,
@@ -17,18 +24,23 @@ the build crashed half-way.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pylvs import realserver
+from pylvs.core.control import DaemonSpec, IPVSError
 from pylvs.ctl import ControlClient
 from pylvs.io import netcfg
-from pylvs.lab.builder import build_network, namespaces
+from pylvs.lab.builder import SWITCH, build_network, namespaces
 from pylvs.lab.state import (
     LabState,
     ProcessRecord,
@@ -42,21 +54,34 @@ from pylvs.lab.topology import Node, Scenario, load_scenario
 from pylvs.testing.netns import Lab, TimeoutExpired, wait_until
 
 __all__ = [
+    "DIRECTOR_FAILURES",
+    "SYNC_ID",
+    "DirectorView",
     "DownReport",
+    "FailResult",
+    "HealResult",
     "LabError",
     "NodeStatus",
+    "cluster_view",
     "down",
     "exec_argv",
+    "fail",
+    "heal",
     "lab_namespaces",
     "lab_pids",
     "node_netns",
+    "pylvsadm_argv",
+    "repair",
     "running_scenario",
     "status",
     "up",
+    "vip_holders",
 ]
 
 _NETNS_DIR = "/run/netns"
 _START_TIMEOUT = 20.0
+_HA_TIMEOUT = 30.0  # heartbeat: start-up (initdead 2 s), takeover, failback, partition restart
+SYNC_ID = 1  # the connection sync daemons' syncid with heartbeat
 
 
 class LabError(Exception):
@@ -143,6 +168,12 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+def pylvsadm_argv() -> list[str]:
+    """The venv's ``pylvsadm`` (or ``python -m pylvs.cli.pylvsadm``)."""
+    here = os.path.join(os.path.dirname(sys.executable), "pylvsadm")
+    return [here] if os.access(here, os.X_OK) else _python("-m", "pylvs.cli.pylvsadm")
+
+
 def _start(lab: Lab, state: LabState, node: str, what: str, argv: list[str]) -> ProcessRecord:
     log = lab_run_dir(state.prefix) / f"{node}-{what}.log"
     with log.open("w") as out:
@@ -173,6 +204,25 @@ def _wait_log(rec: ProcessRecord, text: str) -> None:
 
     try:
         wait_until(ready, timeout=_START_TIMEOUT, interval=0.05, what=f"{rec.what} on {rec.node}")
+    except TimeoutExpired as exc:
+        raise LabError(str(exc)) from None
+
+
+def _wait_answers(lab: Lab, rec: ProcessRecord) -> None:
+    """Until pylvsd answers on its control socket (its heartbeat, if any, has started)."""
+
+    def ready() -> bool:
+        if not _alive(rec.pid):
+            log = Path(rec.log).read_text(errors="replace").strip()
+            raise LabError(f"pylvsd on {rec.node} exited: {log[-500:]}")
+        try:
+            with lab.inside(rec.node), ControlClient(timeout=2.0) as ctl:
+                return ctl.ping()
+        except OSError:
+            return False
+
+    try:
+        wait_until(ready, timeout=_START_TIMEOUT, interval=0.02, what=f"pylvsd on {rec.node}")
     except TimeoutExpired as exc:
         raise LabError(str(exc)) from None
 
@@ -247,11 +297,10 @@ def up(scenario_name: str, prefix: str) -> LabState:
             argv += [a for port in node.udp_echo for a in ("--udp-echo", str(port))]
             pending.append((_start(lab, state, node.name, "servers", argv), "ready"))
         directors = []
-        for node in scenario.by_role("director"):
-            argv = _python(
-                "-m", "pylvs.cli.pylvsd", "--foreground", "--config", str(scenario.config_path)
-            )
-            directors.append(_start(lab, state, node.name, "pylvsd", argv))
+        if scenario.heartbeat is None:
+            for node in scenario.by_role("director"):
+                argv = _pylvsd_argv(scenario, state, node)
+                directors.append(_start(lab, state, node.name, "pylvsd", argv))
         for rec in state.processes:
             if rec.what == "decap":
                 _wait_log(rec, "decapsulating")
@@ -259,6 +308,8 @@ def up(scenario_name: str, prefix: str) -> LabState:
             _wait_log(rec, text)
         for rec in directors:
             _wait_pylvsd(lab, rec)
+        if scenario.heartbeat is not None:
+            _start_cluster(lab, state, scenario)
         state.ready = True
         save_state(state)
     except BaseException:
@@ -268,16 +319,391 @@ def up(scenario_name: str, prefix: str) -> LabState:
     return state
 
 
+# -- the heartbeat cluster of the directors -------------------------------------------------
+
+
+def _pylvsd_argv(scenario: Scenario, state: LabState, node: Node) -> list[str]:
+    argv = _python("-m", "pylvs.cli.pylvsd", "--foreground", "--config", str(scenario.config_path))
+    if scenario.heartbeat is not None:
+        hastate = lab_run_dir(state.prefix) / f"{node.name}-hastate"
+        argv += ["--ha", state.ha_dir, "--ha-node", node.name, "--ha-state", str(hastate)]
+    return argv
+
+
+def _copy_ha_dir(state: LabState, scenario: Scenario) -> None:
+    """The lab's copy of the heartbeat directory: heartbeat refuses an authkeys file that others
+    may read, and git does not keep the mode of the one in netns-lab/."""
+    assert scenario.heartbeat is not None
+    dest = lab_run_dir(state.prefix) / "ha.d"
+    shutil.copytree(scenario.heartbeat, dest)
+    os.chmod(dest / "authkeys", 0o600)
+    state.ha_dir = str(dest)
+    save_state(state)
+
+
+def _directors_in_order(scenario: Scenario) -> list[Node]:
+    """The active director (haresources' preferred node) first."""
+    return sorted(scenario.by_role("director"), key=lambda n: n.standby)
+
+
+def _start_sync_backup(state: LabState, scenario: Scenario, node: Node, rec: ProcessRecord) -> None:
+    """A backup connection sync daemon on ``node``, what ``pylvsadm --start-daemon backup
+    --mcast-interface eth0 --syncid 1`` starts, as an administrator starts it before heartbeat:
+    LVSSyncDaemonSwap::master swaps it for a master with the same interface and syncid on the
+    node that takes the VIP (and starts a master with the defaults, eth0 and syncid 0, when no
+    backup runs).
+
+    It must be running before heartbeat acquires the group, which a director joining a cluster
+    that holds its group does a few tens of milliseconds after pylvsd's loop starts: so the
+    request is sent through the control socket the moment it accepts connections, during
+    pylvsd's start-up, and pylvsd answers it in its loop's first turns. ``pylvsadm`` itself,
+    a new Python process, would come too late."""
+    iface = scenario.vip_interface_of(node)
+    assert iface is not None  # the loader checks every director is on the VIP's LAN
+    spec = DaemonSpec(state="backup", mcast_ifn=iface.name, syncid=SYNC_ID)
+
+    def started() -> bool:
+        if not _alive(rec.pid):
+            log = Path(rec.log).read_text(errors="replace").strip()
+            raise LabError(f"pylvsd on {node.name} exited: {log[-500:]}")
+        try:
+            with _control(state.prefix, node.name, timeout=_START_TIMEOUT) as ctl:
+                ctl.start_daemon(spec)
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False  # not listening yet
+        except (OSError, IPVSError) as exc:
+            raise LabError(f"backup sync daemon on {node.name}: {exc}") from None
+        return True
+
+    try:
+        wait_until(started, timeout=_START_TIMEOUT, interval=0.005, what=f"pylvsd on {node.name}")
+    except TimeoutExpired as exc:
+        raise LabError(str(exc)) from None
+    args = ["--start-daemon", "backup", "--mcast-interface", iface.name, "--syncid", str(SYNC_ID)]
+    state.sync_daemons[node.name] = " ".join(["pylvsadm", *args])
+    save_state(state)
+
+
+def _start_director(lab: Lab, state: LabState, scenario: Scenario, node: Node) -> ProcessRecord:
+    """pylvsd --ha on ``node`` and, as soon as it listens, its backup sync daemon."""
+    rec = _start(lab, state, node.name, "pylvsd", _pylvsd_argv(scenario, state, node))
+    _start_sync_backup(state, scenario, node, rec)
+    _wait_pylvsd(lab, rec)
+    return rec
+
+
+def _start_cluster(lab: Lab, state: LabState, scenario: Scenario) -> None:
+    """The directors one after the other, the preferred node first: it takes the VIP alone once
+    initdead has passed, and the others join a cluster that already has it."""
+    _copy_ha_dir(state, scenario)
+    first, *others = _directors_in_order(scenario)
+    _start_director(lab, state, scenario, first)
+    _wait_cluster(
+        state.prefix,
+        scenario,
+        lambda views: views[0].holds_vip,
+        f"{first.name} to take the VIP",
+        only=[first.name],
+    )
+    for node in others:
+        _start_director(lab, state, scenario, node)
+    _wait_cluster(state.prefix, scenario, _settled(scenario), "the directors to see each other")
+
+
+@dataclass
+class DirectorView:
+    """One director of a heartbeat lab as its pylvsd and its interfaces tell it."""
+
+    node: str
+    answering: bool = False
+    status: str = ""  # this node's heartbeat status (active, ...)
+    peers: dict[str, str] = field(default_factory=dict)  # other node -> status seen from here
+    links: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> medium -> up|dead
+    resources: str = ""  # all, local, foreign, none, transition
+    generation: int = 0
+    holds_vip: bool = False
+    daemons: list[tuple[str, str, int]] = field(default_factory=list)  # state, ifname, syncid
+    error: str = ""
+
+    def describe(self) -> str:
+        if not self.answering:
+            vip = "; VIP still configured" if self.holds_vip else ""
+            return f"{self.node}: pylvsd not answering{vip}"
+        peers = ", ".join(f"{n} {s}" for n, s in self.peers.items())
+        sync = ", ".join(f"{st} ({ifn}, syncid {sid})" for st, ifn, sid in self.daemons) or "none"
+        return (
+            f"{self.node}: heartbeat {self.status} (generation {self.generation}), resources "
+            f"{self.resources}, {'holds' if self.holds_vip else 'no'} VIP; sees {peers}; "
+            f"sync daemons {sync}"
+        )
+
+
+@contextlib.contextmanager
+def _control(prefix: str, node: str, timeout: float = 2.0) -> Iterator[ControlClient]:
+    with netcfg.in_netns(node_netns(prefix, node)), ControlClient(timeout=timeout) as ctl:
+        yield ctl
+
+
+def _holds(prefix: str, node: str, vip: str) -> bool:
+    try:
+        with netcfg.in_netns(node_netns(prefix, node)):
+            return bool(netcfg.interfaces_with(vip))
+    except (OSError, netcfg.NetcfgError):
+        return False
+
+
+def vip_holders(prefix: str, scenario: Scenario) -> list[str]:
+    """The directors that have the VIP on an interface (two during a partition)."""
+    return [n.name for n in scenario.by_role("director") if _holds(prefix, n.name, scenario.vip)]
+
+
+def cluster_view(
+    prefix: str, scenario: Scenario, only: list[str] | None = None
+) -> list[DirectorView]:
+    """Every director's heartbeat and sync daemons as its pylvsd reports them (``ha-status``,
+    ``daemons``), and whether the VIP is on it."""
+    views = []
+    for node in _directors_in_order(scenario):
+        if only is not None and node.name not in only:
+            continue
+        view = DirectorView(node.name, holds_vip=_holds(prefix, node.name, scenario.vip))
+        try:
+            with _control(prefix, node.name) as ctl:
+                st: dict[str, Any] = ctl.request("ha-status")
+                daemons = ctl.daemons()
+        except (OSError, ValueError, IPVSError, netcfg.NetcfgError) as exc:
+            view.error = str(exc)  # not running, or running without --ha
+            views.append(view)
+            continue
+        view.answering = True
+        view.status = str(st.get("status", ""))
+        view.generation = int(st.get("generation", 0))
+        view.resources = str(st.get("resources", {}).get("state", ""))
+        for name, info in st.get("nodes", {}).items():
+            if name != node.name:
+                view.peers[name] = str(info.get("status", ""))
+                view.links[name] = dict(info.get("links", {}))
+        view.daemons = [(d.state, d.mcast_ifn, d.syncid) for d in daemons]
+        views.append(view)
+    return views
+
+
+Condition = Callable[[list[DirectorView]], bool]
+
+
+def _settled(scenario: Scenario, holder: str | None = None) -> Condition:
+    """Every director answers and sees the others active, exactly one holds the VIP
+    (``holder`` if given), and the sync daemons follow it: master there, backup on the others,
+    all with the lab's syncid. (Heartbeat may still report its resources in ``transition`` for
+    a while: RQSTDELAY, 10 s after the first resource message.)"""
+
+    def check(views: list[DirectorView]) -> bool:
+        if not all(v.answering for v in views):
+            return False
+        if any(s != "active" for v in views for s in v.peers.values()):
+            return False
+        holders = [v for v in views if v.holds_vip]
+        if len(holders) != 1 or (holder is not None and holders[0].node != holder):
+            return False
+        for v in views:
+            want = "master" if v.holds_vip else "backup"
+            if [(st, sid) for st, _ifn, sid in v.daemons] != [(want, SYNC_ID)]:
+                return False
+        return True
+
+    return check
+
+
+def _wait_cluster(
+    prefix: str,
+    scenario: Scenario,
+    condition: Condition,
+    what: str,
+    timeout: float = _HA_TIMEOUT,
+    only: list[str] | None = None,
+) -> list[DirectorView]:
+    last: list[list[DirectorView]] = [[]]
+
+    def check() -> list[DirectorView] | None:
+        last[0] = cluster_view(prefix, scenario, only)
+        return last[0] if condition(last[0]) else None
+
+    try:
+        found = wait_until(check, timeout=timeout, interval=0.05, what=what)
+    except TimeoutExpired as exc:
+        seen = "; ".join(v.describe() for v in last[0])
+        raise LabError(f"{exc} (last seen: {seen})") from None
+    assert found is not None
+    return found
+
+
+def _expected_holder(scenario: Scenario) -> str | None:
+    """Who has the VIP once the cluster is whole again: its preferred node with auto_failback
+    on, whoever has it otherwise."""
+    return scenario.active_director.name if scenario.auto_failback == "on" else None
+
+
+def _remove_vip(prefix: str, node: str, vip: str) -> list[str]:
+    """Remove ``vip`` from every interface of ``node`` (as a reboot does); what was removed."""
+    ns = node_netns(prefix, node)
+    out = subprocess.run(
+        ["ip", "netns", "exec", ns, "ip", "-j", "-4", "addr", "show"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    ).stdout
+    removed = []
+    for link in json.loads(out or "[]"):
+        for info in link.get("addr_info", []):
+            if info.get("local") == vip:
+                with netcfg.in_netns(ns):
+                    netcfg.del_address(link["ifname"], vip, int(info["prefixlen"]))
+                removed.append(f"{vip}/{info['prefixlen']} from {link['ifname']}")
+    return removed
+
+
+def _set_cables(prefix: str, node: Node, up: bool) -> list[str]:
+    """The switch ports of ``node``'s interfaces up or down: its cables plugged or pulled."""
+    ports = [node.port(iface) for iface in node.interfaces]
+    with netcfg.in_netns(node_netns(prefix, SWITCH)):
+        for port in ports:
+            if up:
+                netcfg.set_link_up(port)
+            else:
+                netcfg.set_link_down(port)
+    return ports
+
+
+DIRECTOR_FAILURES = ("kill", "link")
+
+
+@dataclass
+class FailResult:
+    """What :func:`fail` did and, for a director, who has the VIP afterwards."""
+
+    node: str
+    how: str
+    pid: int | None = None
+    ports: list[str] = field(default_factory=list)  # link: the switch ports set down
+    failed_at: float = 0.0  # time.monotonic() of the kill or of the cables pulled
+    had_vip: bool = False
+    holder: str | None = None  # the director that took the VIP over
+    takeover_s: float | None = None  # from failed_at to the VIP on the holder
+    holders: list[str] = field(default_factory=list)  # all directors with the VIP after
+
+
+@dataclass
+class HealResult:
+    node: str
+    how: str
+    pid: int | None = None
+    removed: list[str] = field(default_factory=list)  # kill: the stale VIP taken off
+    holder: str | None = None
+    seconds: float = 0.0  # from the heal to the cluster settled
+
+
+def _fail_director(
+    prefix: str, state: LabState, scenario: Scenario, node: Node, how: str
+) -> FailResult:
+    if scenario.heartbeat is None:
+        raise LabError(
+            f"the {scenario.name!r} lab has no heartbeat: nothing would take over from {node.name}"
+        )
+    if how not in DIRECTOR_FAILURES:
+        raise LabError(f"a director fails with --how {' or '.join(DIRECTOR_FAILURES)}, not {how!r}")
+    if node.name in state.failed:
+        raise LabError(f"{node.name} has already failed ({state.failed[node.name]}): heal it first")
+    rec = state.process(node.name, "pylvsd")
+    if rec is None or not _alive(rec.pid):
+        raise LabError(f"pylvsd on {node.name} is not running")
+    others = [n.name for n in scenario.by_role("director") if n.name != node.name]
+    had_vip = _holds(prefix, node.name, scenario.vip)
+    result = FailResult(node.name, how, had_vip=had_vip)
+    if how == "kill":
+        result.failed_at = time.monotonic()
+        os.kill(rec.pid, signal.SIGKILL)
+        result.pid = rec.pid
+        rec.what = "pylvsd-killed"
+        wait_until(lambda: not _alive(rec.pid), timeout=5, what=f"pylvsd {rec.pid} to die")
+    else:
+        result.failed_at = time.monotonic()
+        result.ports = _set_cables(prefix, node, up=False)
+    state.failed[node.name] = how
+    save_state(state)
+    if had_vip:
+
+        def taken() -> str | None:
+            return next((o for o in others if _holds(prefix, o, scenario.vip)), None)
+
+        try:
+            result.holder = wait_until(taken, timeout=_HA_TIMEOUT, interval=0.01, what="takeover")
+        except TimeoutExpired:
+            seen = "; ".join(v.describe() for v in cluster_view(prefix, scenario))
+            raise LabError(
+                f"no director took the VIP over from {node.name} in {_HA_TIMEOUT:.0f} s "
+                f"(seen: {seen})"
+            ) from None
+        result.takeover_s = time.monotonic() - result.failed_at
+    result.holders = vip_holders(prefix, scenario)
+    if result.holder is None and result.holders:
+        result.holder = result.holders[0]
+    return result
+
+
+def _heal_director(prefix: str, state: LabState, scenario: Scenario, node: Node) -> HealResult:
+    how = state.failed.get(node.name)
+    if how is None:
+        raise LabError(f"{node.name} has not failed: nothing to heal")
+    result = HealResult(node.name, how)
+    started = time.monotonic()
+    lab = Lab(prefix=prefix)
+    if how == "kill":
+        rec = state.process(node.name, "pylvsd-killed")
+        assert rec is not None
+        # A reboot: the address the dead heartbeat left is gone when the node comes back.
+        result.removed = _remove_vip(prefix, node.name, scenario.vip)
+        state.processes.remove(rec)
+        del state.failed[node.name]
+        save_state(state)
+        new = _start_director(lab, state, scenario, node)
+        result.pid = new.pid
+        condition = _settled(scenario, _expected_holder(scenario))
+    else:
+        before = {v.node: v.generation for v in cluster_view(prefix, scenario)}
+        _set_cables(prefix, node, up=True)
+        del state.failed[node.name]
+        save_state(state)
+        settled = _settled(scenario, _expected_holder(scenario))
+
+        # Both sides of a healed partition give their resources up and restart heartbeat (a new
+        # generation): wait for that, then for one VIP.
+        def condition(views: list[DirectorView]) -> bool:
+            return all(v.generation > before.get(v.node, 0) for v in views) and settled(views)
+
+    views = _wait_cluster(prefix, scenario, condition, f"the cluster to settle after {node.name}")
+    result.holder = next(v.node for v in views if v.holds_vip)
+    result.seconds = time.monotonic() - started
+    return result
+
+
 # -- fail and repair a real server ----------------------------------------------------------
 
 FAILURES = ("stop", "hang")
 
 
-def fail(prefix: str, node: str, how: str = "stop") -> ProcessRecord:
-    """Make real server ``node`` fail as a real one does: its servers stopped (``stop``: new
-    connections are refused) or frozen (``hang``: the kernel still accepts, nothing answers).
-    The directors' health checks take it out; :func:`repair` brings it back."""
+def fail(prefix: str, node: str, how: str = "stop") -> ProcessRecord | FailResult:
+    """Make ``node`` fail. A real server fails as a real one does: its servers stopped
+    (``stop``: new connections are refused) or frozen (``hang``: the kernel still accepts,
+    nothing answers); the directors' health checks take it out; :func:`repair` brings it back
+    (returns its :class:`ProcessRecord`). A director of a heartbeat lab fails by ``kill``
+    (kill -9 of pylvsd) or ``link`` (cables pulled); this waits until another director has the
+    VIP and returns a :class:`FailResult`."""
     state, scenario = running_scenario(prefix)
+    if node in {n.name for n in scenario.by_role("director")}:
+        return _fail_director(
+            prefix, state, scenario, scenario.node(node), "kill" if how == "stop" else how
+        )
     if how not in FAILURES:
         raise LabError(f"unknown failure {how!r}: one of {', '.join(FAILURES)}")
     if node not in {n.name for n in scenario.by_role("realserver")}:
@@ -295,9 +721,24 @@ def fail(prefix: str, node: str, how: str = "stop") -> ProcessRecord:
     return rec
 
 
-def repair(prefix: str, node: str) -> ProcessRecord:
-    """Undo :func:`fail`: the stopped servers started again, or the frozen ones resumed."""
-    state, _scenario = running_scenario(prefix)
+def heal(prefix: str, node: str) -> ProcessRecord | HealResult:
+    """Undo :func:`fail`. A director: after ``kill``, the stale VIP removed (as a reboot does),
+    pylvsd and its backup sync daemon started again; after ``link``, its cables plugged back
+    (both sides of the partition restart heartbeat); then until the cluster is whole, the VIP
+    on one director (the preferred one with auto_failback on). Returns a :class:`HealResult`.
+    A real server: :func:`repair`."""
+    state, scenario = running_scenario(prefix)
+    if node in {n.name for n in scenario.by_role("director")}:
+        return _heal_director(prefix, state, scenario, scenario.node(node))
+    return repair(prefix, node)
+
+
+def repair(prefix: str, node: str) -> ProcessRecord | HealResult:
+    """Undo :func:`fail`: the stopped servers started again, or the frozen ones resumed; a
+    director is healed (:func:`heal`)."""
+    state, scenario = running_scenario(prefix)
+    if node in {n.name for n in scenario.by_role("director")}:
+        return _heal_director(prefix, state, scenario, scenario.node(node))
     rec = state.process(node, "servers-hung")
     if rec is not None:
         os.kill(rec.pid, signal.SIGCONT)
@@ -379,7 +820,7 @@ def running_scenario(prefix: str) -> tuple[LabState, Scenario]:
 def _director_detail(ns: str, scenario: Scenario, node: Node) -> str:
     try:
         with netcfg.in_netns(ns):
-            holds_vip = any(netcfg.has_address(i.name, scenario.vip) for i in node.interfaces)
+            holds_vip = bool(netcfg.interfaces_with(scenario.vip))
             with ControlClient(timeout=2.0) as ctl:
                 services = ctl.services()
                 pid = ctl.status().get("pid")
@@ -394,9 +835,34 @@ def _director_detail(ns: str, scenario: Scenario, node: Node) -> str:
     return f"{role}; {vip}; pylvsd: {len(services)} services, {dests} real servers (pid {pid})"
 
 
+def _ha_detail(state: LabState, scenario: Scenario, view: DirectorView) -> str:
+    """A heartbeat director: who it is now (ACTIVE: holds the VIP), what heartbeat says."""
+    failed = state.failed.get(view.node)
+    how = {"kill": "pylvsd killed (kill -9)", "link": "cables pulled (partition)"}.get(
+        failed or "", ""
+    )
+    heal = f"; `pylvs lab heal {view.node}` undoes it" if failed else ""
+    vip = f"holds VIP {scenario.vip}" if view.holds_vip else "VIP not held"
+    if not view.answering:
+        stale = " (stale: left by the dead heartbeat)" if view.holds_vip else ""
+        return f"FAILED: {how or 'pylvsd not answering'}; {vip}{stale}{heal}"
+    role = "ACTIVE" if view.holds_vip else "STANDBY"
+    peers = ", ".join(f"{n} {st}" for n, st in view.peers.items())
+    sync = ", ".join(f"{st} on {ifn} (syncid {sid})" for st, ifn, sid in view.daemons) or "none"
+    lines = [
+        f"{role}; {vip}" + (f"; FAILED: {how}{heal}" if how else ""),
+        f"heartbeat {view.status}, resources {view.resources}; sees {peers}",
+        f"connection sync daemon: {sync}",
+    ]
+    return "\n".join(lines)
+
+
 def status(prefix: str) -> tuple[LabState, Scenario, list[NodeStatus]]:
     state, scenario = running_scenario(prefix)
     present = set(lab_namespaces(prefix))
+    views: dict[str, DirectorView] = {}
+    if scenario.heartbeat is not None:
+        views = {v.node: v for v in cluster_view(prefix, scenario)}
     rows = []
     for node in scenario.nodes:
         ns = node_netns(prefix, node.name)
@@ -407,14 +873,23 @@ def status(prefix: str) -> tuple[LabState, Scenario, list[NodeStatus]]:
             exists=ns in present,
             addresses=[f"{i.name} {i.address}" for i in node.interfaces],
         )
-        if node.role == "director" and node is scenario.active_director:
+        view = views.get(node.name)
+        if view is not None:
+            row.role = node.role + (" (preferred)" if not node.standby else "")
+            if view.holds_vip:
+                iface = scenario.vip_interface_of(node)
+                name = iface.name if iface else "?"
+                row.addresses.append(f"{name} {scenario.vip} (VIP, heartbeat's IPaddr2)")
+        elif node.role == "director" and node is scenario.active_director:
             row.addresses.append(f"{scenario.vip_interface.name} {scenario.vip}/32 (VIP)")
         if node.role == "realserver" and scenario.method in ("dr", "tun"):
             row.addresses.append(f"lo {scenario.vip}/32 (VIP, ARP suppressed)")
         row.processes = [
             (r.what, r.pid, _alive(r.pid)) for r in state.processes if r.node == node.name
         ]
-        if row.exists and node.role == "director":
+        if row.exists and view is not None:
+            row.detail = _ha_detail(state, scenario, view)
+        elif row.exists and node.role == "director":
             row.detail = _director_detail(ns, scenario, node)
         rows.append(row)
     return state, scenario, rows

@@ -5,21 +5,66 @@ port and UDP echo on every ``--udp-echo`` port, on all addresses (the VIP in DR 
 server's own address in NAT), until SIGTERM. Every HTTP answer is ``<name>\\n`` with an
 ``X-Real-Server: <name>`` header, so a client sees which real server the director picked; a UDP
 reply is ``<name> `` followed by the datagram. It prints ``ready`` once all sockets listen.
+
+``GET /data/N`` answers N bytes of deterministic data (:func:`data_chunks`, the same on every
+real server, so a client can check what it got with :func:`data_sha256`), and
+``GET /data/N?rate=R`` sends them at R bytes a second: a long transfer, to see a connection
+survive a director's failover.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import signal
 import socket
 import struct
 import sys
 import threading
-from collections.abc import Sequence
+import time
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
-__all__ = ["main", "make_http_server"]
+__all__ = ["DATA_BLOCK", "data_chunks", "data_path", "data_sha256", "main", "make_http_server"]
+
+DATA_BLOCK = 65536
+_MAX_DATA = 1 << 32
+
+
+@cache
+def _block_body() -> bytes:
+    # 64 KiB of SHA-256 output: incompressible, fixed.
+    return b"".join(hashlib.sha256(b"pylvs-lab %d" % i).digest() for i in range(DATA_BLOCK // 32))
+
+
+def data_chunks(size: int) -> Iterator[bytes]:
+    """The ``size`` bytes ``GET /data/<size>`` answers, block by block: block k is its number
+    (8 bytes, big-endian) followed by a fixed 64 KiB pattern, so that a lost, repeated or
+    reordered block changes the checksum."""
+    body = _block_body()
+    sent, k = 0, 0
+    while sent < size:
+        block = k.to_bytes(8, "big") + body[8:]
+        part = block[: size - sent]
+        sent += len(part)
+        k += 1
+        yield part
+
+
+def data_sha256(size: int) -> str:
+    """The SHA-256 (hex) of the data of ``GET /data/<size>``."""
+    digest = hashlib.sha256()
+    for chunk in data_chunks(size):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_path(size: int, rate: int | None = None) -> str:
+    """The path that asks for ``size`` bytes, at ``rate`` bytes a second if given."""
+    return f"/data/{size}" + (f"?rate={rate}" if rate else "")
 
 
 def make_http_server(name: str, port: int) -> ThreadingHTTPServer:
@@ -32,12 +77,44 @@ def make_http_server(name: str, port: int) -> ThreadingHTTPServer:
         protocol_version = "HTTP/1.0"
 
         def do_GET(self) -> None:
+            if self.path.startswith("/data/"):
+                self._data()
+                return
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("X-Real-Server", name)
             self.end_headers()
             self.wfile.write(body)
+
+        def _data(self) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            query = urllib.parse.parse_qs(url.query)
+            try:
+                size = int(url.path.removeprefix("/data/"))
+                rate = float(query.get("rate", ["0"])[0])
+                if not 0 <= size <= _MAX_DATA or rate < 0:
+                    raise ValueError
+            except ValueError:
+                self.send_error(400, "use /data/<bytes>[?rate=<bytes per second>]")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            self.send_header("X-Real-Server", name)
+            self.end_headers()
+            start, sent = time.monotonic(), 0
+            for chunk in data_chunks(size):
+                if rate:
+                    # Paced: each block leaves when the rate says it is due.
+                    delay = start + sent / rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                try:
+                    self.wfile.write(chunk)
+                except OSError:
+                    return  # the client went away
+                sent += len(chunk)
 
         def do_HEAD(self) -> None:
             self.send_response(200)

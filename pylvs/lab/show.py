@@ -13,6 +13,7 @@ from pylvs.lab.state import DEFAULT_PREFIX
 from pylvs.lab.topology import Node, Scenario
 
 __all__ = [
+    "FAILED_ON_PURPOSE",
     "ShowError",
     "hints",
     "load_text",
@@ -35,6 +36,10 @@ _COLOURS = {
     "director": "#fde0b6",
     "realserver": "#d5efd0",
 }
+
+
+# The processes `pylvs lab fail` stopped or killed: not running, and meant to be so.
+FAILED_ON_PURPOSE = ("servers-stopped", "pylvsd-killed")
 
 
 class ShowError(Exception):
@@ -71,8 +76,14 @@ def topology_text(scenario: Scenario) -> str:
         f"{scenario.name}: {scenario.title}",
         f"forwarding: {METHOD_NAMES[scenario.method]}; VIP {scenario.vip}; "
         f"pylvsd configuration {scenario.config_path.name}",
-        "",
     ]
+    if scenario.heartbeat is not None:
+        out.append(
+            f"heartbeat: {scenario.heartbeat.name}/ (ha.cf, authkeys, haresources): the directors "
+            f"are a cluster, the VIP its resource; preferred node "
+            f"{scenario.active_director.name}, auto_failback {scenario.auto_failback}"
+        )
+    out.append("")
     vip_iface = scenario.vip_interface
     width = max(len(f"{lan.name} {lan.subnet}") for lan in scenario.lans)
     for lan in scenario.lans:
@@ -91,6 +102,8 @@ def topology_text(scenario: Scenario) -> str:
             note = ""
             if node is scenario.active_director and iface == vip_iface:
                 note = f" + VIP {scenario.vip}"
+                if scenario.heartbeat is not None:
+                    note += " (heartbeat's resource)"
             if node.role == "realserver" and scenario.method in ("dr", "tun"):
                 note = f" (VIP {scenario.vip} on lo)"
             gw = f", gateway {node.gateway}" if node.gateway else ""
@@ -198,9 +211,15 @@ def status_text(scenario: Scenario, rows: list[NodeStatus]) -> str:
         for addr in row.addresses:
             out.append(f"  {'':<10}   {addr}")
         for what, pid, alive in row.processes:
-            out.append(f"  {'':<10}   {what} pid {pid} {'running' if alive else 'NOT RUNNING'}")
-        if row.detail:
-            out.append(f"  {'':<10}   {row.detail}")
+            if alive:
+                state = "running"
+            elif what in FAILED_ON_PURPOSE:
+                state = "not running (`pylvs lab fail`)"
+            else:
+                state = "NOT RUNNING"
+            out.append(f"  {'':<10}   {what} pid {pid} {state}")
+        for line in row.detail.splitlines():
+            out.append(f"  {'':<10}   {line}")
     return "\n".join(out)
 
 
@@ -209,18 +228,23 @@ def hints(scenario: Scenario, prefix: str) -> str:
     lab = "pylvs lab" if prefix == DEFAULT_PREFIX else f"pylvs lab --prefix {prefix}"
     director = scenario.active_director.name
     client = scenario.by_role("client")[0].name
-    return "\n".join(
-        [
-            "look around:",
-            f"  {lab} status",
-            f"  {lab} exec {client} -- curl -s http://{scenario.vip}/",
-            f"  {lab} http -n 1000",
-            f"  {lab} exec {director} -- pylvsadm -Ln --stats",
-            f"  {lab} trace",
-            f"  pylvs top --netns {prefix}{director}",
-            f"  {lab} down",
+    lines = [
+        "look around:",
+        f"  {lab} status",
+        f"  {lab} exec {client} -- curl -s http://{scenario.vip}/",
+        f"  {lab} http -n 1000",
+        f"  {lab} exec {director} -- pylvsadm -Ln --stats",
+        f"  {lab} trace",
+        f"  pylvs top --netns {prefix}{director}",
+    ]
+    if scenario.heartbeat is not None:
+        lines += [
+            f"  pylvs ha --netns {prefix}{director} status",
+            f"  {lab} fail {director}    (kill -9 of its pylvsd; --how link pulls its cables)",
+            f"  {lab} heal {director}",
         ]
-    )
+    lines.append(f"  {lab} down")
+    return "\n".join(lines)
 
 
 def load_text(result: LoadResult, url: str) -> str:

@@ -56,7 +56,7 @@ class ProcessRecord:
     """One process started inside the lab."""
 
     node: str
-    what: str  # "pylvsd", "servers", "decap", "tcpdump"
+    what: str  # "pylvsd", "servers", "decap", "tcpdump"; "-killed"/"-stopped"/"-hung" if failed
     pid: int
     argv: list[str]
     log: str = ""
@@ -72,6 +72,12 @@ class LabState:
     # /run/pylvs/realserver-<cookie>.json files written by pylvs.realserver in the lab's
     # namespaces: they outlive the namespaces unless removed.
     realserver_files: list[str] = field(default_factory=list)
+    # With heartbeat: the lab's copy of the scenario's heartbeat directory (authkeys mode 600),
+    # the connection sync daemon started on each director (node -> the pylvsadm command), and
+    # the directors made to fail by `pylvs lab fail` (node -> "kill" or "link").
+    ha_dir: str = ""
+    sync_daemons: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
     ready: bool = False
 
     def process(self, node: str, what: str) -> ProcessRecord | None:

@@ -1,8 +1,10 @@
 """Lab scenarios: the topology data model and the loader of ``netns-lab/<name>.toml``.
 
 A scenario names its LANs (layer-2 segments, each a bridge), its nodes with their role and their
-interfaces on those LANs, the virtual IP, the forwarding method, and the pylvsd configuration the
-directors run (a ``pylvs.toml`` beside the scenario). The loader checks everything it can before
+interfaces on those LANs, the virtual IP, the forwarding method, the pylvsd configuration the
+directors run (a ``pylvs.toml`` beside the scenario) and, optionally, a heartbeat directory beside
+it (``ha.cf``, ``authkeys``, ``haresources``) that makes the directors a heartbeat cluster whose
+resource is the VIP. The loader checks everything it can before
 anything is built, so a mistake in a file is reported with the file's name and the field at fault
 instead of as a half-built lab. The file format is described in ``netns-lab/README.md``.
 """
@@ -20,10 +22,20 @@ from typing import Any
 
 from pylvs.config import ConfigError
 from pylvs.config import load as load_config
+from pylvs.config.heartbeat import (
+    HaConfig,
+    ResourceGroup,
+    UcastMedium,
+    parse_authkeys,
+    parse_ha_cf,
+    parse_haresources,
+    parse_ipaddr_arg,
+)
 from pylvs.core.control import DestSpec, ServiceSpec
 from pylvs.core.service import FwdMethod
 
 __all__ = [
+    "HA_FILES",
     "METHODS",
     "ROLES",
     "Interface",
@@ -45,6 +57,7 @@ METHODS = {"nat": FwdMethod.MASQ, "dr": FwdMethod.ROUTE, "tun": FwdMethod.TUNNEL
 _NODE_NAME = re.compile(r"[a-z][a-z0-9]{0,9}\Z")
 _LAN_NAME = re.compile(r"[a-z][a-z0-9]{0,9}\Z")
 _SWITCH = "switch"  # the namespace holding the LAN bridges
+HA_FILES = ("ha.cf", "authkeys", "haresources")  # what a scenario's heartbeat directory holds
 
 
 class LabConfigError(ValueError):
@@ -100,6 +113,10 @@ class Scenario:
     lans: tuple[Lan, ...]
     nodes: tuple[Node, ...]
     services: list[tuple[ServiceSpec, list[DestSpec]]] = field(default_factory=list)
+    # The heartbeat directory (``heartbeat = "farm.ha"``): the directors run pylvsd --ha with it
+    # and heartbeat, not the builder, puts the VIP on a director.
+    heartbeat: Path | None = None
+    auto_failback: str = ""  # ha.cf's, with heartbeat
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -119,6 +136,11 @@ class Scenario:
         """The active director's interface on the VIP's LAN (the loader checks there is one)."""
         vip = ipaddress.IPv4Address(self.vip)
         return next(i for i in self.active_director.interfaces if vip in i.address.network)
+
+    def vip_interface_of(self, node: Node) -> Interface | None:
+        """``node``'s interface on the VIP's LAN (every director has one), or None."""
+        vip = ipaddress.IPv4Address(self.vip)
+        return next((i for i in node.interfaces if vip in i.address.network), None)
 
     def lan(self, name: str) -> Lan:
         return next(lan for lan in self.lans if lan.name == name)
@@ -301,7 +323,7 @@ def parse_scenario(text: str, path: Path) -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise r.fail(f"not valid TOML: {exc}") from None
-    r.unknown(data, {"name", "title", "method", "vip", "config", "lan", "node"}, "")
+    r.unknown(data, {"name", "title", "method", "vip", "config", "heartbeat", "lan", "node"}, "")
     name = r.get(data, "name", str, "")
     title = r.get(data, "title", str, "", default=name)
     method = r.get(data, "method", str, "")
@@ -370,6 +392,12 @@ def parse_scenario(text: str, path: Path) -> Scenario:
                     f"config {config_name}: real {dest.addr} of {spec.addr}:{spec.port} "
                     f"does not use the scenario's method {method}"
                 )
+    ha_dir: Path | None = None
+    auto_failback = ""
+    if "heartbeat" in data:
+        ha_name = r.get(data, "heartbeat", str, "")
+        ha_dir = path.parent / ha_name
+        auto_failback = _check_heartbeat(r, ha_name, ha_dir, nodes, str(vip))
     return Scenario(
         name=name,
         title=title,
@@ -380,4 +408,79 @@ def parse_scenario(text: str, path: Path) -> Scenario:
         lans=lans,
         nodes=tuple(nodes),
         services=services,
+        heartbeat=ha_dir,
+        auto_failback=auto_failback,
     )
+
+
+def _check_heartbeat(r: _Reader, ha_name: str, ha_dir: Path, nodes: list[Node], vip: str) -> str:
+    """The heartbeat directory fits the scenario: its nodes are the directors, its media the
+    directors' interfaces and addresses, and its one resource group puts the VIP on the active
+    director's VIP interface. Returns ha.cf's ``auto_failback``."""
+    texts = {}
+    for name in HA_FILES:
+        try:
+            texts[name] = (ha_dir / name).read_text()
+        except OSError as exc:
+            raise r.fail(f"heartbeat {ha_name}/{name}: {exc.strerror or exc}") from None
+    directors = [n for n in nodes if n.role == "director"]
+    names = {n.name for n in directors}
+    try:
+        configs: list[HaConfig] = [
+            parse_ha_cf(texts["ha.cf"], f"{ha_name}/ha.cf", d.name) for d in directors
+        ]
+        parse_authkeys(texts["authkeys"], f"{ha_name}/authkeys")
+        groups: list[ResourceGroup] = parse_haresources(
+            texts["haresources"], f"{ha_name}/haresources", configs[0].nodes
+        )
+    except ConfigError as exc:
+        raise r.fail(f"heartbeat {exc}") from None
+    ha = configs[0]
+    if set(ha.nodes) != names:
+        raise r.fail(
+            f"heartbeat {ha_name}/ha.cf: nodes {' '.join(ha.nodes)} are not the directors "
+            f"{' '.join(sorted(names))}"
+        )
+    owners = {i.ip: (n, i) for n in directors for i in n.interfaces}
+    for medium in ha.media:
+        if not isinstance(medium, UcastMedium):
+            continue
+        owner = owners.get(medium.peer)
+        if owner is None or owner[1].name != medium.dev:
+            raise r.fail(
+                f"heartbeat {ha_name}/ha.cf line {medium.line}: ucast {medium.dev} {medium.peer}"
+                f" is not a director's address on its {medium.dev}"
+            )
+    vip_groups = [
+        g
+        for g in groups
+        if any(
+            res.name in ("IPaddr", "IPaddr2") and parse_ipaddr_arg(res.args[0]).ip == vip
+            for res in g.resources
+        )
+    ]
+    if len(vip_groups) != 1:
+        raise r.fail(
+            f"heartbeat {ha_name}/haresources: one resource group must hold the vip {vip}, "
+            f"found {len(vip_groups)}"
+        )
+    (group,) = vip_groups
+    active = next(n for n in directors if not n.standby)
+    if group.node != active.name:
+        raise r.fail(
+            f"heartbeat {ha_name}/haresources: the vip's group prefers {group.node}, but the "
+            f"active (not standby) director is {active.name}"
+        )
+    vip_ip = ipaddress.IPv4Address(vip)
+    for res in group.resources:
+        if res.name not in ("IPaddr", "IPaddr2"):
+            continue
+        spec = parse_ipaddr_arg(res.args[0])
+        for director in directors:
+            iface = next((i for i in director.interfaces if vip_ip in i.address.network), None)
+            if iface is None or (spec.iface is not None and spec.iface != iface.name):
+                raise r.fail(
+                    f"heartbeat {ha_name}/haresources: {res} does not fit {director.name}, "
+                    f"whose interface on the vip's LAN is {iface.name if iface else 'missing'}"
+                )
+    return ha.auto_failback

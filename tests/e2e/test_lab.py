@@ -148,6 +148,22 @@ def test_farm_demo(clean: set[str]) -> None:
     assert "rs1 got 0 of the new connections" in text
     assert "  client1: rs" in text and "  client2: rs" in text
     assert re.search(r"-> 192\.0\.2\.11:80 +Route +0 ", text)
+    # The failover: director1 killed in the middle of a download, director2 takes the VIP over,
+    # the router follows, the download completes byte-exact, director1 gets the VIP back.
+    assert "== 7. director1 dies in the middle of a download" in text
+    assert re.search(r"director2 has the connection, from director1's sync daemon:\n"
+                     r"  director2: TCP ESTABLISHED 198\.51\.100\.10:\d+ -> 192\.0\.2\.100:80 "
+                     r"-> 192\.0\.2\.1[1-4]:80", text), text  # fmt: skip
+    took = re.search(r"director2 holds the VIP (\d+\.\d\d) s after the kill", text)
+    assert took and float(took.group(1)) < 5.0, text
+    assert re.search(
+        r"\(director1\.eth0\) -> [0-9a-f:]{17} \(director2\.eth0\), [\d.]+ s after", text
+    )
+    assert "The download completed: 8388608 bytes (8 MiB)" in text and "byte-exact" in text
+    assert "heartbeat node director2: active" in text and "  director1: dead" in text
+    assert "master sync daemon (mcast=eth0, syncid=1" in text
+    assert re.search(r"the VIP is on director1 again [\d.]+ s after the heal began", text), text
+    assert "== 8. Done: tearing down" in text
     assert "removed 10 namespaces" in text
     assert_nothing_left([], clean)
 
@@ -205,11 +221,12 @@ def test_what_a_new_user_tries(clean: set[str], tmp_path: Path) -> None:
     listing = lab("exec", "director1", "--", "pylvsadm", "-L", "-n", "-c").stdout
     (template,) = [line for line in listing.splitlines() if " NONE " in line]
     assert re.match(r"TCP \d\d:\d\d  NONE        198\.51\.100\.10:0 +192\.0\.2\.100:8080", template)
-    # Synchronisation started by hand, as the walkthrough says: the standby learns connections.
-    lab("exec", "director1", "--", "pylvsadm", "--start-daemon", "master", "--mcast-interface",
-        "eth0")  # fmt: skip
-    lab("exec", "director2", "--", "pylvsadm", "--start-daemon", "backup", "--mcast-interface",
-        "eth0")  # fmt: skip
+    # Synchronisation runs from the start (heartbeat's LVSSyncDaemonSwap made director1's daemon
+    # the master): the standby learns the connections.
+    daemons = lab("exec", "director1", "--", "pylvsadm", "-L", "--daemon").stdout
+    assert daemons.startswith("master sync daemon (mcast=eth0, syncid=1"), daemons
+    daemons = lab("exec", "director2", "--", "pylvsadm", "-L", "--daemon").stdout
+    assert daemons.startswith("backup sync daemon (mcast=eth0, syncid=1"), daemons
     lab("http", "-n", "20")
     from pylvs.testing.netns import wait_until
 

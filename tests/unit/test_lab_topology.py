@@ -182,3 +182,129 @@ def test_render_svg(tmp_path: Path) -> None:
     out = tmp_path / "farm.svg"
     show.render(load_scenario("farm"), out)
     assert "<svg" in out.read_text()
+
+
+# -- the heartbeat key ---------------------------------------------------------------------
+
+HA_SCENARIO = (
+    GOOD.replace('config = "mini.pylvs.toml"', 'config = "mini.pylvs.toml"\nheartbeat = "mini.ha"')
+    + """
+[[node]]
+name = "director2"
+role = "director"
+standby = true
+interfaces = [{ lan = "inside", address = "192.0.2.3/24" }]
+gateway = "192.0.2.1"
+"""
+)
+
+HA_CF = """keepalive 100ms
+deadtime 500ms
+initdead 2
+udpport 694
+ucast eth0 192.0.2.2
+ucast eth0 192.0.2.3
+auto_failback on
+node director1
+node director2
+crm no
+"""
+AUTHKEYS = "auth 1\n1 sha1 secret\n"
+HARESOURCES = "director1 IPaddr2::192.0.2.100/24/eth0 LVSSyncDaemonSwap::master\n"
+
+
+def _parse_ha(
+    tmp_path: Path,
+    text: str = HA_SCENARIO,
+    ha_cf: str = HA_CF,
+    authkeys: str = AUTHKEYS,
+    haresources: str | None = HARESOURCES,
+) -> object:
+    ha = tmp_path / "mini.ha"
+    ha.mkdir()
+    (ha / "ha.cf").write_text(ha_cf)
+    (ha / "authkeys").write_text(authkeys)  # mode 644: the lab's copy gets 600, not this file
+    if haresources is not None:
+        (ha / "haresources").write_text(haresources)
+    return _parse(tmp_path, text)
+
+
+def test_farm_is_a_heartbeat_cluster_with_its_own_link() -> None:
+    farm = load_scenario("farm")
+    assert farm.heartbeat is not None and farm.heartbeat.name == "farm.ha"
+    assert sorted(p.name for p in farm.heartbeat.iterdir()) == ["authkeys", "ha.cf", "haresources"]
+    assert farm.auto_failback == "on"
+    assert farm.lan("hb").subnet.exploded == "10.255.0.0/24"
+    for director in farm.by_role("director"):
+        assert [(i.name, i.lan) for i in director.interfaces] == [
+            ("eth0", "inside"),
+            ("eth1", "hb"),
+        ]
+        iface = farm.vip_interface_of(director)
+        assert iface is not None and iface.name == "eth0"
+    text = show.topology_text(farm)
+    assert "heartbeat: farm.ha/ (ha.cf, authkeys, haresources)" in text
+    assert "auto_failback on" in text
+    assert "pylvs lab fail director1" in show.hints(farm, "lvs-")
+
+
+def test_the_other_scenarios_have_no_heartbeat() -> None:
+    for name in ("dr", "nat", "tun"):
+        assert load_scenario(name).heartbeat is None
+
+
+def test_a_good_heartbeat_directory(tmp_path: Path) -> None:
+    scenario = _parse_ha(tmp_path)
+    assert scenario.heartbeat == tmp_path / "mini.ha"  # type: ignore[attr-defined]
+    assert scenario.auto_failback == "on"  # type: ignore[attr-defined]
+
+
+HA_BROKEN = [
+    ({"haresources": None}, "heartbeat mini.ha/haresources: No such file or directory"),
+    (
+        {"ha_cf": HA_CF.replace("node director2\n", "node director3\n")},
+        "Current node [director2] not in configuration!",
+    ),
+    (
+        {"ha_cf": HA_CF + "node director3\n"},
+        "nodes director1 director2 director3 are not the directors director1 director2",
+    ),
+    ({"ha_cf": HA_CF.replace("deadtime 500ms", "deadtime 200ms")}, "Dead time [200] is too small"),
+    (
+        {"ha_cf": HA_CF.replace("ucast eth0 192.0.2.3", "ucast eth0 192.0.2.11")},
+        "ucast eth0 192.0.2.11 is not a director's address on its eth0",
+    ),
+    (
+        {"ha_cf": HA_CF.replace("ucast eth0 192.0.2.3", "ucast eth1 192.0.2.3")},
+        "ucast eth1 192.0.2.3 is not a director's address on its eth1",
+    ),
+    ({"authkeys": "auth 2\n1 sha1 secret\n"}, "Auth Key [2] not found"),
+    (
+        {"haresources": HARESOURCES.replace("director1", "director2")},
+        "the vip's group prefers director2, but the active (not standby) director is director1",
+    ),
+    (
+        {"haresources": HARESOURCES.replace("192.0.2.100", "192.0.2.99")},
+        "one resource group must hold the vip 192.0.2.100, found 0",
+    ),
+    (
+        {"haresources": HARESOURCES.replace("/eth0", "/eth1")},
+        "does not fit director1, whose interface on the vip's LAN is eth0",
+    ),
+    ({"haresources": "nodex IPaddr2::192.0.2.100\n"}, "Bad nodename"),
+]
+
+
+@pytest.mark.parametrize(("files", "message"), HA_BROKEN)
+def test_broken_heartbeat_directories_are_refused(
+    tmp_path: Path, files: dict[str, str | None], message: str
+) -> None:
+    with pytest.raises(LabConfigError) as info:
+        _parse_ha(tmp_path, **files)  # type: ignore[arg-type]
+    assert message in str(info.value)
+    assert str(info.value).startswith("mini.toml: heartbeat ")
+
+
+def test_heartbeat_must_be_a_string(tmp_path: Path) -> None:
+    with pytest.raises(LabConfigError, match="heartbeat must be str, not int"):
+        _parse_ha(tmp_path, HA_SCENARIO.replace('heartbeat = "mini.ha"', "heartbeat = 1"))

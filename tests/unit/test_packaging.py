@@ -26,8 +26,12 @@ def test_the_wheel_ships_the_lab_scenarios(tmp_path: Path) -> None:
     )  # fmt: skip
     (wheel,) = tmp_path.glob("pylvs-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    shipped = {Path(n).name for n in names if "/share/pylvs/netns-lab/" in n}
-    expected = {p.name for p in (REPO / "netns-lab").iterdir() if p.suffix in (".toml", ".md")}
+    marker = "/share/pylvs/netns-lab/"
+    shipped = {n.split(marker, 1)[1] for n in names if marker in n}
+    lab = REPO / "netns-lab"
+    expected = {p.name for p in lab.iterdir() if p.suffix in (".toml", ".md")}
+    # The heartbeat directories of the scenarios (farm.ha: ha.cf, authkeys, haresources).
+    expected |= {f"{d.name}/{p.name}" for d in lab.glob("*.ha") for p in d.iterdir()}
     assert shipped == expected
 
 
