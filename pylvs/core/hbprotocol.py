@@ -198,7 +198,11 @@ class HeartbeatNode:
         if not ts:
             self._refuse("bad message", f"message from {src} without a timestamp", now)
             return self._flush(now, wall)
-        generation = msg.hex("hg")
+        # Acknowledgements and retransmission requests skip sequence tracking in heartbeat
+        # (they never reach should_drop_message): their generation must not count as the
+        # node's, or a node's first status after being declared dead would look like a
+        # healed partition.
+        generation = None if kind.startswith("NS_") else msg.hex("hg")
         seq = msg.hex("seq")
         if not kind.startswith("NS_") and seq is None:
             self._refuse("bad message", f"{kind} from {src} without seq", now)

@@ -34,6 +34,7 @@ class Cluster:
     real: RealHeartbeat
     daemon: Daemon | None = None
     authkeys: str = authkeys_sha1(SECRET)
+    auto_failback: str = "on"
 
     def ha_cf(self, short: str) -> str:
         peer = ADDR["b" if short == "a" else "a"]
@@ -45,6 +46,7 @@ class Cluster:
             warntime="300ms",
             deadtime="500ms",
             initdead="2",
+            auto_failback=self.auto_failback,
         )
 
     def start_pylvs(self) -> Daemon:
@@ -55,6 +57,7 @@ class Cluster:
         (d / "authkeys").write_text(self.authkeys)
         (d / "authkeys").chmod(0o600)
         (d / "haresources").write_text(HARESOURCES)
+        log_path(self.tmp, NAMES[short]).parent.mkdir(parents=True, exist_ok=True)
         self.daemon = start_daemon(
             self.lab,
             self.tmp / f"pylvsd-{short}.log",
@@ -111,7 +114,9 @@ def _lan(lab: Lab) -> None:
 
 
 @contextmanager
-def cluster(tmp_path: Path, real_short: str, authkeys: str | None = None) -> Iterator[Cluster]:
+def cluster(
+    tmp_path: Path, real_short: str, authkeys: str | None = None, auto_failback: str = "on"
+) -> Iterator[Cluster]:
     """The LAN, and the real node on ``real_short`` (``a`` is nodea, the preferred node)."""
     if not available():
         pytest.skip(f"Debian's heartbeat is not installed ({HEARTBEAT}); scripts/setup installs it")
@@ -121,6 +126,7 @@ def cluster(tmp_path: Path, real_short: str, authkeys: str | None = None) -> Ite
         cl = Cluster(lab, tmp_path, real_short, pylvs_short, None)  # type: ignore[arg-type]
         if authkeys is not None:
             cl.authkeys = authkeys
+        cl.auto_failback = auto_failback
         cl.real = RealHeartbeat(
             lab,
             real_short,
@@ -202,6 +208,12 @@ def _pylvs_preferred(cl: Cluster) -> None:
     cl.real.start()
     wait_until(cl.real_sees_pylvs_active, timeout=15, what="cl_status: nodea active")
     wait_until(lambda: cl.pylvs_sees_real() == "active", timeout=5)
+    # ha.cf's logfile: pylvs writes heartbeat's lines there
+    own_log = log_path(cl.tmp, "nodea").read_text()
+    assert (
+        "nodea heartbeat: [" in own_log
+        and "info: Comm_now_up(): updating status to active" in own_log
+    )
     # pylvs took both sets at initdead, then (RQSTDELAY, 10 s) hands nodeb its own, empty, set
     # back with the standby exchange, as in the capture of two real nodes
     wait_until(lambda: cl.real.cl_status("rscstatus").strip() == "local", timeout=25)
@@ -242,3 +254,19 @@ def test_crc_and_md5_authkeys_with_a_real_node(tmp_path: Path, authkeys: str) ->
         wait_until(cl.real_sees_pylvs_active, timeout=15, what="cl_status: nodeb active")
         wait_until(lambda: cl.pylvs_sees_real() == "active", timeout=5)
         assert cl.pylvs_status()["counters"].get("bad message", 0) == 0
+
+
+def test_auto_failback_legacy_with_a_real_node(tmp_path: Path) -> None:
+    """auto_failback legacy: no starting/resource exchange; a node asks for its groups with
+    ip-request and the holder gives them up."""
+    with cluster(tmp_path, "a", auto_failback="legacy") as cl:
+        cl.start_pylvs()  # pylvs is nodeb; alone, it takes nodea's group at initdead
+        wait_until(lambda: cl.vip("b"), timeout=15, what="VIP on pylvs nodeb alone")
+        cl.real.start()
+        # the real nodea asks for its group (ip-request), pylvs gives it up and says so
+        wait_until(lambda: cl.holder() == ["a"], timeout=20, what="VIP handed to the real nodea")
+        assert cl.real_sees_pylvs_active()
+        cl.lab.run("c", ["ping", "-c", "1", "-W", "2", VIP])
+        killed = cl.real.kill9()
+        wait_until(lambda: cl.vip("b"), timeout=10, what="VIP on pylvs after kill -9")
+        print(f"legacy: real node killed -> VIP on pylvs: {time.monotonic() - killed:.3f} s")

@@ -401,3 +401,19 @@ def test_a_healed_partition_makes_both_nodes_give_up_and_restart() -> None:
         assert any("returning after partition" in line for line in host.logs)
     stopped = [n for n, h in net.hosts.items() if h.node.stopped]
     assert stopped == ["nodea", "nodeb"]  # both gave everything up to start again
+
+
+def test_an_acknowledgement_before_a_nodes_first_status_is_not_a_partition() -> None:
+    # Real heartbeat acknowledges what it hears at once, so a node that starts while its peer
+    # has declared it dead may send NS_ackmsg before its first status.
+    net = Net(initdead=2.0)
+    net.start("nodea")
+    net.run(2.5)  # nodeb declared dead at initdead
+    net.start("nodeb")
+    b = net.hosts["nodeb"].node
+    ack = hbmsg.encode(b.outbox.ack("nodea", 1, WALL0 + net.now), KEY)
+    a = net.hosts["nodea"]
+    net.apply("nodea", a.node.receive(ack, "eth0", net.now, WALL0 + net.now))
+    net.run(1.0)
+    assert not any("returning after partition" in line for line in a.logs)
+    assert a.node.node_status("nodeb") == "active"
