@@ -24,7 +24,7 @@ addresses rewritten. Together the rewritten fragments reassemble into a valid da
 from __future__ import annotations
 
 import struct
-from typing import TypeAlias
+from typing import Union
 
 from pylvs.core.checksum import checksum, csum, csum_replace, ip_checksum_ok, pseudo_header_sum
 from pylvs.core.packet import (
@@ -75,7 +75,7 @@ __all__ = [
 ]
 
 # Writable storage the in-place rewrites accept.
-MutableBuffer: TypeAlias = bytearray | memoryview
+MutableBuffer = Union[bytearray, memoryview]  # noqa: UP007 (evaluated at run time, on 3.9 too)
 
 # Bytes the IPIP outer header adds (the tunnel overhead subtracted from the path MTU).
 IPIP_OVERHEAD = IPV4_HLEN

@@ -515,7 +515,8 @@ class IPVS:
 
     def total_stats(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         s, z = self.stats, self.stats0
-        shown = tuple(a - b for a, b in zip(s.as_tuple(), z.as_tuple(), strict=True))
+        now, zeroed = s.as_tuple(), z.as_tuple()  # five counters each (no zip strict on 3.9)
+        shown = tuple(now[i] - zeroed[i] for i in range(len(now)))
         return (shown, self.est.rates())
 
     def conns(self) -> list[ConnInfo]:

@@ -24,7 +24,7 @@ Rules, from the RFCs and from what Linux accepts on input (``ip_rcv_core``, ``ip
 from __future__ import annotations
 
 import struct
-from typing import TypeAlias
+from typing import Union
 
 __all__ = [
     "ETH_HLEN",
@@ -190,7 +190,7 @@ _ETH_IPV4_L4 = struct.Struct("!12xHBBHHHBBHIIHH8xBB")
 _new_packet = object.__new__
 
 # Anything the parser reads from without copying.
-Buffer: TypeAlias = bytes | bytearray | memoryview
+Buffer = Union[bytes, bytearray, memoryview]  # noqa: UP007 (evaluated at run time, on 3.9 too)
 
 
 class Reason:

@@ -12,6 +12,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pylvs.core.compat import slotted_dataclass
+
 if TYPE_CHECKING:
     from pylvs.core.schedulers.base import Scheduler
 
@@ -85,7 +87,7 @@ class ServiceFlags(enum.IntFlag):
 _NO_FLAGS = ServiceFlags(0)
 
 
-@dataclass(slots=True)
+@slotted_dataclass()
 class Stats:
     """The five IPVS counters (struct ip_vs_kstats) plus the snapshot -Z takes."""
 
@@ -109,7 +111,7 @@ class Stats:
         self.conns = self.inpkts = self.outpkts = self.inbytes = self.outbytes = 0
 
 
-@dataclass(slots=True)
+@slotted_dataclass()
 class RateEstimator:
     """The IPVS rate estimator (net/netfilter/ipvs/ip_vs_est.c).
 

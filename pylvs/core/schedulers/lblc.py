@@ -17,8 +17,7 @@ recognised by ``available`` being false, as IPVS clears IP_VS_DEST_F_AVAILABLE o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from pylvs.core.compat import slotted_dataclass
 from pylvs.core.schedulers.base import register
 from pylvs.core.schedulers.locality import LocalityEntry, LocalityScheduler
 from pylvs.core.schedulers.wlc import weighted_least_connection
@@ -34,7 +33,7 @@ def locality_overloaded(dest: Dest, svc: Service) -> bool:
     return False
 
 
-@dataclass(eq=False, slots=True)
+@slotted_dataclass(eq=False)
 class LblcEntry(LocalityEntry):
     dest: Dest
 

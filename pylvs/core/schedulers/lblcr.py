@@ -18,8 +18,9 @@ the set is used even when the pruning step just removed it, as in the kernel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from pylvs.core.compat import slotted_dataclass
 from pylvs.core.schedulers.base import register
 from pylvs.core.schedulers.lblc import locality_overloaded
 from pylvs.core.schedulers.locality import LocalityEntry, LocalityScheduler
@@ -29,7 +30,7 @@ from pylvs.core.service import Dest, Service
 __all__ = ["LblcrEntry", "ReplicatedLocalityScheduler", "dest_set_max", "dest_set_min"]
 
 
-@dataclass(eq=False, slots=True)
+@slotted_dataclass(eq=False)
 class LblcrEntry(LocalityEntry):
     lastmod: float
     dests: list[Dest] = field(default_factory=list)

@@ -19,9 +19,9 @@ The core has no timers: the timer is emulated from the clock passed to ``schedul
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from pylvs.core.compat import slotted_dataclass
 from pylvs.core.schedulers.base import Scheduler
 from pylvs.core.schedulers.hashing import addr_fold, hash_32
 from pylvs.core.service import Service
@@ -47,7 +47,7 @@ _TAB_MASK = TAB_SIZE - 1
 _FULL_PERIOD = COUNT_FOR_FULL_EXPIRATION * CHECK_EXPIRE_INTERVAL
 
 
-@dataclass(eq=False, slots=True)
+@slotted_dataclass(eq=False)
 class LocalityEntry:
     """What every lblc/lblcr entry has: the time it was last used."""
 
