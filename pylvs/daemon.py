@@ -42,6 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -108,11 +109,22 @@ class DaemonOptions:
     ha_state: str = DEFAULT_HA_STATE
     ha_node: str | None = None  # instead of uname -n
     ha_shutdown_timeout: float = 30.0
+    # afpacket: the Python executable the data-plane workers run on (None: forked from pylvsd)
+    data_runtime: str | None = None
 
 
 def runtime() -> str:
     """The Python that runs the daemon (shown in the status)."""
     return f"{platform.python_implementation()} {platform.python_version()}"
+
+
+def pypy_runtime() -> str | None:
+    """The PyPy environment scripts/setup builds beside .venv (``$PYLVS_PYPY`` overrides)."""
+    env = os.environ.get("PYLVS_PYPY")
+    if env:
+        return env
+    candidate = Path(__file__).resolve().parent.parent / ".venv-pypy" / "bin" / "python"
+    return str(candidate) if candidate.exists() else None
 
 
 def _load_config(path: str) -> Config:
@@ -226,8 +238,8 @@ class Daemon:
         self.engine: Engine | EngineGroup
         self.backend: Backend
         if options.backend == "afpacket":
-            if options.workers > 1:
-                self.engine = EngineGroup(options.workers)
+            if options.workers > 1 or options.data_runtime is not None:
+                self.engine = EngineGroup(options.workers, options.data_runtime)
             else:
                 # pylvs forwards everything itself: it decrements TTLs and checks IP checksums.
                 self.engine = Engine(kernel_forwards_nat=False, check_ip_checksum=True)

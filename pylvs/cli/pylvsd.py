@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from pylvs import __version__, hoststate
 from pylvs.ctl import DEFAULT_SOCKET
-from pylvs.daemon import DEFAULT_HA_STATE, Daemon, DaemonError, DaemonOptions
+from pylvs.daemon import DEFAULT_HA_STATE, Daemon, DaemonError, DaemonOptions, pypy_runtime
 from pylvs.health.monitor import DEFAULT_WORKERS
 from pylvs.io import afpacket, netcfg, nfqueue
 
@@ -92,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="afpacket: N data-plane processes sharing the traffic by client (default 1)",
+    )
+    p.add_argument(
+        "--data-plane",
+        choices=["cpython", "pypy"],
+        default="cpython",
+        help=(
+            "afpacket: the interpreter the packet loop runs on: forked from pylvsd (cpython, the "
+            "default) or worker processes on the PyPy environment scripts/setup builds (pypy)"
+        ),
     )
     p.add_argument("--queue-num", type=int, default=0, help="NFQUEUE number (default 0)")
     p.add_argument(
@@ -215,6 +224,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("--workers must be at least 1")
     if args.workers > 1 and args.backend != "afpacket":
         return _fail("--workers needs --backend afpacket")
+    data_runtime = None
+    if args.data_plane == "pypy":
+        if args.backend != "afpacket":
+            return _fail("--data-plane pypy needs --backend afpacket")
+        data_runtime = pypy_runtime()
+        if data_runtime is None:
+            return _fail("--data-plane pypy: no PyPy environment (.venv-pypy: run scripts/setup)")
     options = DaemonOptions(
         config=args.config,
         socket=args.socket,
@@ -228,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ha=args.ha,
         ha_state=args.ha_state,
         ha_node=args.ha_node,
+        data_runtime=data_runtime,
     )
     foreground = args.foreground or "JOURNAL_STREAM" in os.environ
     if not foreground:

@@ -432,11 +432,17 @@ class AfpacketBackend:
             return
         fanout = ((os.getpid() & 0xFFF) << 4) or 16
         try:
-            engine.start(lambda e: DataPlane(e, ifaces, fanout), close_in_children)
+            engine.start(
+                lambda e: DataPlane(e, ifaces, fanout), close_in_children, (ifaces, fanout)
+            )
         except OSError as exc:
             raise BackendError(str(exc.strerror or exc)) from None
         log.info(
-            "afpacket: %d workers (pids %s) on %s", engine.workers, engine.pids, ", ".join(ifaces)
+            "afpacket: %d workers (pids %s) on %s, running on %s",
+            engine.workers,
+            engine.pids,
+            ", ".join(ifaces),
+            engine.runtime or "this interpreter (forked)",
         )
 
     def check_service(self, spec: ServiceSpec, op: str) -> None:
@@ -501,9 +507,11 @@ class AfpacketBackend:
             send_errors=stats.get("send_errors", 0),
         )
         pids = self.engine.pids if isinstance(self.engine, EngineGroup) else []
+        runtime = self.engine.runtime if isinstance(self.engine, EngineGroup) else None
         status.details = {
             "workers": self.workers,
             "worker_pids": list(pids),
+            "worker_runtime": runtime or "forked",
             **{k: v for k, v in stats.items() if k not in _COMMON},
         }
         return status

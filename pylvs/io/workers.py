@@ -14,6 +14,12 @@ daemon holds instead of one engine:
 
 A scheduler runs per worker, so rr or wrr go round per worker and the overall order interleaves.
 Connection synchronisation needs one connection table and is refused with workers.
+
+With a ``runtime`` (a Python executable, e.g. the PyPy environment's), the workers are not forked
+but started as ``RUNTIME -m pylvs.io.workers FD``: the data plane then runs on that interpreter
+(PyPy runs the engine several times faster), while the control plane stays where it is. The
+worker receives its data plane's parameters as its first message; everything else is the same
+pipe protocol (pickle, which CPython 3.11 and PyPy 3.9 share).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import logging
 import os
 import selectors
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -161,17 +169,28 @@ def merge_services(lists: Sequence[Sequence[ServiceInfo]]) -> list[ServiceInfo]:
 class EngineGroup:
     """The control plane's view of several worker engines, with the engine's control methods."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, runtime: str | None = None) -> None:
         self.workers = workers
+        self.runtime = runtime  # None: forked workers (this interpreter)
         self.local = Engine(kernel_forwards_nat=False, check_ip_checksum=True)
         self.conns_to_workers: list[Connection] = []
         self.pids: list[int] = []
+        self._procs: list[subprocess.Popen[bytes]] = []
 
     # -- the processes ----------------------------------------------------------------------------
 
-    def start(self, make_plane: Callable[[Engine], WorkerPlane], close_fds: Sequence[int]) -> None:
-        """Fork the workers; each builds its data plane with ``make_plane(engine)``.
+    def start(
+        self,
+        make_plane: Callable[[Engine], WorkerPlane],
+        close_fds: Sequence[int],
+        plane_args: tuple[Any, ...] = (),
+    ) -> None:
+        """Start the workers; each builds its data plane with ``make_plane(engine)`` (forked), or
+        with the AF_PACKET data plane of ``plane_args`` (on :attr:`runtime`).
         ``close_fds``: the parent's descriptors a worker must not keep (the control socket)."""
+        if self.runtime is not None:
+            self._spawn(plane_args)
+            return
         for _ in range(self.workers):
             parent, child = Pipe()
             pid = os.fork()
@@ -195,10 +214,43 @@ class EngineGroup:
                 raise OSError(errno.EIO, str(message))
             self.conns_to_workers.append(parent)
 
+    def _spawn(self, plane_args: tuple[Any, ...]) -> None:
+        assert self.runtime is not None
+        for _ in range(self.workers):
+            parent, child = Pipe()
+            argv = [self.runtime, "-m", "pylvs.io.workers", str(child.fileno())]
+            try:
+                # close_fds: only the pipe's end is inherited, never the control socket
+                proc = subprocess.Popen(argv, pass_fds=(child.fileno(),), close_fds=True)
+            except OSError as exc:
+                raise OSError(exc.errno or errno.EIO, f"{self.runtime}: {exc.strerror}") from None
+            child.close()
+            self._procs.append(proc)
+            self.pids.append(proc.pid)
+            parent.send(plane_args)
+            if not parent.poll(30.0):
+                raise OSError(errno.EIO, f"a worker on {self.runtime} did not start")
+            try:
+                ok, message = parent.recv()
+            except EOFError:
+                raise OSError(errno.EIO, f"a worker on {self.runtime} exited at start") from None
+            if not ok:
+                raise OSError(errno.EIO, str(message))
+            self.conns_to_workers.append(parent)
+
     def stop(self) -> None:
         for conn in self.conns_to_workers:
             conn.close()  # EOF: the worker leaves its loop
         self.conns_to_workers.clear()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=3.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._procs:
+            self._procs.clear()
+            self.pids.clear()
         for pid in self.pids:
             deadline = time.monotonic() + 3.0
             while time.monotonic() < deadline:
@@ -278,3 +330,17 @@ class EngineGroup:
         for stats, _counters in self._call("stats"):
             total.update(stats)
         return dict(total)
+
+
+def _spawned_main(fd: int) -> int:
+    """``python -m pylvs.io.workers FD``: a worker started on another interpreter."""
+    conn = Connection(fd)
+    plane_args = conn.recv()
+    from pylvs.io.afpacket import DataPlane  # here: afpacket imports this module
+
+    _worker_main(conn, lambda engine: DataPlane(engine, *plane_args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_spawned_main(int(sys.argv[1])))

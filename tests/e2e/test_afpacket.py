@@ -34,6 +34,7 @@ from lvslab import (
 
 from pylvs.core.control import DestSpec, ServiceSpec
 from pylvs.core.service import IPPROTO_TCP, FwdMethod
+from pylvs.daemon import pypy_runtime
 from pylvs.io import netcfg
 from pylvs.testing.netns import Lab, build_lvs_lab, wait_until
 
@@ -90,10 +91,14 @@ def test_kill9_fails_closed(tmp_path: Path) -> None:
         assert tcp_exchange(tcp_open(f.lab, f.topo.vip), payload) == ("r1", payload)
 
 
+@pytest.mark.parametrize("data_plane", ["cpython", "pypy"])
 @pytest.mark.parametrize("proto", ["tcp", "udp"])
-def test_fanout_workers_nat(tmp_path: Path, proto: str) -> None:
+def test_fanout_workers_nat(tmp_path: Path, proto: str, data_plane: str) -> None:
     """Two workers: both directions of every NAT connection meet on one worker, and the control
-    socket lists every worker's connections with summed counters."""
+    socket lists every worker's connections with summed counters; forked from pylvsd, or
+    started on the PyPy environment (``--data-plane pypy``)."""
+    if data_plane == "pypy" and pypy_runtime() is None:
+        pytest.skip("no PyPy environment (.venv-pypy): scripts/setup builds it")
     with Lab() as lab:
         topo = build_lvs_lab(lab, 3)
         shorts = ["r1", "r2", "r3"]
@@ -101,10 +106,14 @@ def test_fanout_workers_nat(tmp_path: Path, proto: str) -> None:
             setup_realservers(lab, topo, "nat", shorts)
             for short in shorts:
                 start_server(lab, short, proto)
-            daemon = start_daemon(lab, tmp_path / "pylvsd.log", "afpacket", "--workers", "2")
+            args = ["--workers", "2", "--data-plane", data_plane]
+            daemon = start_daemon(lab, tmp_path / "pylvsd.log", "afpacket", *args)
             status = daemon.ctl.status()
             details = status["details"]
             assert details["workers"] == 2 and len(details["worker_pids"]) == 2
+            if data_plane == "pypy":
+                for pid in details["worker_pids"]:
+                    assert "pypy" in os.readlink(f"/proc/{pid}/exe")
             svc = ServiceSpec(protocol=PROTO[proto], addr=topo.vip, port=PORT, scheduler="rr")
             daemon.ctl.add_service(svc)
             for rip in topo.reals:
