@@ -28,6 +28,7 @@ from pylvs.bench.pps import sweep, trafgen_config
 from pylvs.core.control import DestSpec, ServiceSpec
 from pylvs.core.service import IPPROTO_TCP, IPPROTO_UDP, FwdMethod
 from pylvs.ctl import ControlClient
+from pylvs.daemon import pypy_runtime
 from pylvs.testing.netns import wait_until
 
 __all__ = ["PylvsTarget", "build_parser", "main", "run"]
@@ -43,11 +44,13 @@ class PylvsTarget:
     backend: str
     method: str
     workers: int = 1
+    data_plane: str = "cpython"  # afpacket: pylvsd --data-plane
 
     @property
     def name(self) -> str:
         extra = f" x{self.workers}" if self.workers > 1 else ""
-        return f"pylvs {self.backend} {self.method}{extra}"
+        runtime = " pypy" if self.data_plane == "pypy" else ""
+        return f"pylvs {self.backend} {self.method}{extra}{runtime}"
 
 
 class _Daemon:
@@ -66,6 +69,7 @@ class _Daemon:
         ]
         if target.backend == "afpacket":
             argv += ["--iface", t.front_if, "--iface", t.back_if, "--workers", str(target.workers)]
+            argv += ["--data-plane", target.data_plane]
         if target.workers == 1:
             # One core for pylvsd, the other for trafgen (which pins itself to the first).
             argv = ["taskset", "-c", "1", *argv]
@@ -126,6 +130,11 @@ def _targets(quick: bool) -> list[PylvsTarget]:
         PylvsTarget("nfqueue", "nat"),
         PylvsTarget("nfqueue", "dr"),
     ]
+    if pypy_runtime() is not None:  # the data plane on PyPy, beside the same rows on CPython
+        targets[2:2] = [
+            PylvsTarget("afpacket", "dr", data_plane="pypy"),
+            PylvsTarget("afpacket", "nat", data_plane="pypy"),
+        ]
     if not quick:
         targets.append(PylvsTarget("afpacket", "dr", workers=2))
     return targets
