@@ -8,7 +8,6 @@ replacements that needs.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,20 +16,15 @@ __all__ = ["slotted_dataclass"]
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    # For the type checker it is dataclass itself (with slots=True on 3.10+).
+    # For the type checker it is dataclass itself.
     from dataclasses import dataclass as slotted_dataclass
-elif sys.version_info >= (3, 10):  # noqa: UP036 (the data plane also runs on 3.9)
-
-    def slotted_dataclass(**kwargs: Any) -> Callable[[type[T]], type[T]]:
-        """``@dataclass(slots=True, ...)``."""
-        return dataclasses.dataclass(slots=True, **kwargs)
-
 else:
 
     def slotted_dataclass(**kwargs: Any) -> Callable[[type[T]], type[T]]:
-        """``@dataclass(slots=True, ...)`` on 3.9: the dataclass is made, then made again as a
-        class with ``__slots__`` for its fields (what 3.10's ``slots=True`` does). Its methods
-        must not use ``super()`` without arguments (it would name the first class)."""
+        """``@dataclass(...)`` with ``__slots__`` for its fields, on every Python: the dataclass
+        is made, then made again as a class with ``__slots__`` (what ``slots=True`` does from
+        3.10 on). Its methods must not use ``super()`` without arguments (it would name the
+        first class)."""
 
         def wrap(cls: type[T]) -> type[T]:
             made = dataclasses.dataclass(**kwargs)(cls)

@@ -232,7 +232,7 @@ class HeartbeatNode:
             self.gaps.received(src, seq, now, restarted=restarted)
             ackseq = self.acks.received(src, seq, restarted)
             if ackseq is not None:
-                self._send([("t", "NS_ackmsg"), ("dest", src), ("ackseq", f"{ackseq:x}")], now)
+                self._transmit(self.outbox.ack(src, ackseq, self.wall), "NS_ackmsg")
         if self._for_me(msg):
             self._dispatch(msg, kind, src, now, wall)
         self._check_comm(now, wall)
@@ -313,8 +313,7 @@ class HeartbeatNode:
 
     def _send_status(self, now: float, wall: float) -> None:
         dt_ms = round(self.deadtime_advertised() * 1000)
-        own = [("t", "status"), ("st", self.status), ("dt", f"{dt_ms:x}"), ("protocol", "1")]
-        self._send(own, now)
+        self._transmit(self.outbox.status(self.status, dt_ms, self.wall, self.load), "status")
         self.next_status = now + self.cfg.timing.keepalive
         for host in self.ping.hosts():  # the ping plugin: an echo request every keepalive
             self._out.append(Probe(host))
@@ -502,9 +501,8 @@ class HeartbeatNode:
                 self.gaps.nak_received(src, nak[0])
             return
         if kind == "reqnodes":
-            nodelist = "".join(f"{n} " for n in self.cfg.nodes)
-            own = [("dest", src), ("t", "repnodes"), ("nodelist", nodelist), ("delnodelist", " ")]
-            self._send(own, now, dest=src)
+            fields = self.outbox.repnodes(src, self.cfg.nodes, self.wall, self.load)
+            self._transmit(fields, "repnodes")
             return
         if kind == "repnodes":
             self._comm_now_up(now, wall)
