@@ -8,7 +8,7 @@ it, the :class:`~pylvs.director.Director` that serves the control operations, an
 ==========  ====================================================================================
 backend     the data plane (NFQUEUE or AF_PACKET): one batch of packets per turn
 control     the control socket (:mod:`pylvs.ctl`) and its clients, never blocking
-sync        connection synchronisation (:mod:`pylvs.ha.sync`): backup socket, master deadline
+sync        connection synchronisation (:mod:`pylvs.io.sync`): backup socket, master deadline
 routes      rtnetlink changes -> real-server paths and next hops (:mod:`pylvs.routes`)
 health      ldirectord's checks and what they do to the table (:mod:`pylvs.health.monitor`),
             the checks themselves in a bounded thread pool
@@ -64,7 +64,7 @@ from pylvs.routes import RouteTracker
 if TYPE_CHECKING:
     from pylvs.ha.heartbeat import HeartbeatService
 
-__all__ = ["Daemon", "DaemonError", "DaemonOptions", "runtime"]
+__all__ = ["Daemon", "DaemonError", "DaemonOptions", "data_plane_runtime", "runtime"]
 
 log = logging.getLogger("pylvs.daemon")
 
@@ -109,7 +109,8 @@ class DaemonOptions:
     ha_state: str = DEFAULT_HA_STATE
     ha_node: str | None = None  # instead of uname -n
     ha_shutdown_timeout: float = 30.0
-    # afpacket: the Python executable the data-plane workers run on (None: forked from pylvsd)
+    # The Python executable the data-plane workers run on (None: pylvsd's own; afpacket only),
+    # see data_plane_runtime.
     data_runtime: str | None = None
 
 
@@ -127,6 +128,23 @@ def pypy_runtime() -> str | None:
     return str(candidate) if candidate.exists() else None
 
 
+# The backends whose packet loop can run in worker processes on another interpreter.
+_WORKER_BACKENDS = ("afpacket", "nfqueue")
+
+
+def data_plane_runtime(backend: str, choice: str) -> str | None:
+    """The Python executable the data plane runs on for ``--data-plane choice`` (auto, cpython,
+    pypy); None: pylvsd's own interpreter. ValueError (the operator's message) if impossible."""
+    if choice == "cpython" or (choice == "auto" and backend not in _WORKER_BACKENDS):
+        return None
+    if backend not in _WORKER_BACKENDS:
+        raise ValueError(f"--data-plane {choice} needs --backend {' or '.join(_WORKER_BACKENDS)}")
+    found = pypy_runtime()
+    if found is None and choice == "pypy":
+        raise ValueError("--data-plane pypy: no PyPy environment (.venv-pypy: run scripts/setup)")
+    return found
+
+
 def _load_config(path: str) -> Config:
     # Imported here: a broken or missing config module must not stop a daemon without a config.
     from pylvs.config import load
@@ -138,6 +156,8 @@ def _tell(config: Config) -> None:
     """Log what ldirectord would say of the file."""
     for warning in config.warnings:
         log.warning("%s", warning)
+    for missing in config.not_run:
+        log.warning("%s", missing)
 
 
 class _LogFile:
@@ -245,10 +265,13 @@ class Daemon:
                 self.engine = Engine(kernel_forwards_nat=False, check_ip_checksum=True)
             self.backend = AfpacketBackend(self.engine, ifaces=options.ifaces)
         else:
-            engine = Engine()
-            self.engine = engine
+            if options.data_runtime is not None:
+                # One worker on that interpreter binds the queue; the rules stay here.
+                self.engine = EngineGroup(1, options.data_runtime)
+            else:
+                self.engine = Engine()
             self.backend = NfqueueBackend(
-                engine,
+                self.engine,
                 queue_num=options.queue_num,
                 bypass=options.queue_bypass,
                 ifaces=options.ifaces,
@@ -318,6 +341,8 @@ class Daemon:
             Timer("engine", _TICK, self.engine.tick),
         ):
             self.loop.add(component)
+        if isinstance(self.engine, EngineGroup):
+            self.loop.add(self.engine.logs)
         if self.options.config:
             try:
                 config = _load_config(self.options.config)

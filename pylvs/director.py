@@ -47,10 +47,10 @@ from pylvs.core.control import (
 )
 from pylvs.core.engine import Engine
 from pylvs.core.service import AF_INET, FwdMethod, ServiceFlags
-from pylvs.ha.sync import SyncManager
 from pylvs.io import netcfg
 from pylvs.io.backend import Backend, BackendError
-from pylvs.io.workers import EngineGroup
+from pylvs.io.sync import SyncManager
+from pylvs.io.workers import EngineGroup, GroupSync
 
 __all__ = ["Director", "dest_key", "service_key"]
 
@@ -114,14 +114,10 @@ class Director:
         self._warned: set[str] = set()
         # Real servers with no route right now (their packets are dropped and counted).
         self.unroutable: set[str] = set()
-        if isinstance(engine, Engine):
-            self.sync = SyncManager(engine)
-        else:
-            self.sync = SyncManager(
-                None,
-                "connection synchronisation needs one connection table: pylvsd runs "
-                f"--backend afpacket --workers {engine.workers} (use --workers 1)",
-            )
+        # The sync daemons: here, or in every data-plane worker (pylvs.io.workers).
+        self.sync: SyncManager | GroupSync = (
+            SyncManager(engine) if isinstance(engine, Engine) else engine.sync
+        )
 
     # -- pass-through operations ----------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The benchmark's namespaces: sender ``s`` -> director ``d`` -> receiver ``r``, offloads off.
+"""The benchmark's namespaces: sender ``s`` -> director ``d`` -> receiver ``r``, offloads off
+(``ethtool -K ... tso gso gro tx rx off``) unless built with ``offloads=True`` (the veth defaults).
 
 ```
   s (192.0.2.2) s0 ──── d0 (192.0.2.1)  d  d1 (198.51.100.1) ──── r0 (198.51.100.11-13) r
@@ -44,9 +45,10 @@ class Topology:
 class BenchLab(Lab):
     """A :class:`Lab` holding the three benchmark namespaces."""
 
-    def __init__(self) -> None:
+    def __init__(self, offloads: bool = False) -> None:
         super().__init__(prefix=f"pylvs-b{os.getpid()}-")
         self.topo = Topology()
+        self.offloads = offloads
 
     def __enter__(self) -> BenchLab:
         return self
@@ -55,8 +57,11 @@ class BenchLab(Lab):
         t = self.topo
         for short in ("s", "d", "r"):
             self.add_netns(short)
-        self.veth("s", t.sender_if, "d", t.front_if, f"{t.sender}/24", f"{t.director_front}/24")
-        self.veth("d", t.back_if, "r", t.receiver_if, f"{t.director_back}/24", f"{t.reals[0]}/24")
+        off = self.offloads
+        self.veth("s", t.sender_if, "d", t.front_if, f"{t.sender}/24", f"{t.director_front}/24",
+                  offloads=off)  # fmt: skip
+        self.veth("d", t.back_if, "r", t.receiver_if, f"{t.director_back}/24", f"{t.reals[0]}/24",
+                  offloads=off)  # fmt: skip
         with self.inside("s"):
             netcfg.add_route(f"{t.vip}/32", t.director_front)
             netcfg.add_route("198.51.100.0/24", t.director_front)

@@ -1,12 +1,20 @@
-"""Packets per second through the director: 60-byte UDP frames offered at rising rates.
+"""Packets per second through the director: 60-byte UDP frames offered at paced rates.
 
-For one director configuration (a :class:`Target`), :func:`sweep` offers each rate of a list for
-``seconds`` and counts the frames the sender put on the wire (``s0`` tx) and the frames that
-reached the receiver (``r0`` rx). A step is lossless when under 0.1% of the frames are missing.
-The sweep stops after two steps that lost over 20% (past the peak), then offers 3x the highest
-lossless rate (or as much as trafgen can, when the pacer cannot send that fast) to see how the
-director holds up under overload. CPU time per forwarded packet is read from ``/proc/<pid>/stat``
-(utime + stime of pylvsd and its worker processes) over each step.
+For one director configuration, :func:`sweep` searches the highest lossless rate
+(:func:`pylvs.bench.search.find_lossless`: doubling, then bisection, to a stated resolution).
+Each step offers one rate for ``seconds`` and counts the frames the sender put on the wire
+(``s0`` tx) and the frames that reached the receiver (``r0`` rx); a step is lossless when under
+0.1% of the frames are missing (:data:`~pylvs.bench.search.LOSS_THRESHOLD`) and the director had
+kept up (no more than :data:`~pylvs.bench.search.MAX_BACKLOG_SECONDS` of frames still arrived
+after the sender stopped: a deep buffer hides a rate it cannot sustain). Then it offers 3x
+the highest lossless rate (or as much as trafgen can, when the pacer cannot send that fast) to
+see how the director holds up under overload.
+
+CPU time per packet is read from ``/proc/<pid>/stat`` (utime + stime) of pylvsd and every
+process below it (its data-plane workers: forked, or started on PyPy with ``subprocess``) over
+each step, and divided by the packets pylvsd's engine handled in the step (its status'
+``handled`` counter; the delivered frames when there is none). It is given for the highest
+lossless step: there the director is busy but not yet dropping.
 
 Rated steps are sent by :mod:`pylvs.bench.pacer` (evenly, in 1 ms ticks), not by ``trafgen -b``,
 whose shaper sends a second's frames in one burst at full speed: a rate step then measured how
@@ -28,21 +36,43 @@ from pathlib import Path
 from typing import Any
 
 from pylvs.bench.lab import BenchLab
+from pylvs.bench.search import (
+    LOSS_THRESHOLD,
+    SearchPlan,
+    cpu_us_per_packet,
+    find_lossless,
+    one_core_pps,
+    tree_of,
+)
 
-__all__ = ["LOSSLESS", "Step", "SweepResult", "cpu_seconds", "sweep", "trafgen_config"]
+__all__ = [
+    "FLOWS",
+    "LOSSLESS",
+    "Step",
+    "SweepResult",
+    "cpu_seconds",
+    "process_tree",
+    "sweep",
+    "trafgen_config",
+]
 
-LOSSLESS = 0.001
+LOSSLESS = LOSS_THRESHOLD
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 FLOWS = 1024  # distinct source ports: the connection table holds this many UDP entries
+_SETTLE_POLL = 0.05
+_SETTLE_POLLS = 3
+_SETTLE_MAX = 5.0
 
 
 @dataclass
 class Step:
-    offered_pps: int  # asked of trafgen (0: as fast as it can)
+    offered_pps: int  # asked of the pacer (0: trafgen as fast as it can)
     sent: int
     received: int
     seconds: float
     cpu_seconds: float  # pylvsd (and workers) during the step; 0 for kernel targets
+    handled: int | None = None  # packets pylvsd's engine handled in the step (None: not pylvs)
+    backlog: int = 0  # frames that reached the receiver after the sender had stopped
 
     @property
     def loss(self) -> float:
@@ -50,18 +80,30 @@ class Step:
 
     @property
     def sent_pps(self) -> float:
-        return self.sent / self.seconds
+        return self.sent / self.seconds if self.seconds else 0.0
 
     @property
     def delivered_pps(self) -> float:
-        return self.received / self.seconds
+        return self.received / self.seconds if self.seconds else 0.0
+
+    @property
+    def backlog_seconds(self) -> float:
+        """How far behind the director was when the sender stopped, at the step's rate."""
+        return self.backlog / self.sent_pps if self.sent_pps else 0.0
+
+    @property
+    def cpu_us_per_packet(self) -> float | None:
+        packets = self.handled if self.handled else self.received
+        return cpu_us_per_packet(self.cpu_seconds, packets)
 
     def as_dict(self) -> dict[str, Any]:
+        cpu_us = self.cpu_us_per_packet
         return {
             **asdict(self),
             "loss": round(self.loss, 5),
             "sent_pps": round(self.sent_pps),
             "delivered_pps": round(self.delivered_pps),
+            "cpu_us_per_packet": round(cpu_us, 2) if cpu_us is not None else None,
         }
 
 
@@ -69,35 +111,71 @@ class Step:
 class SweepResult:
     steps: list[Step] = field(default_factory=list)
     overload: Step | None = None
+    best: Step | None = None  # the highest lossless step of the search
+    lossy_pps: float | None = None  # the lowest sent rate found lossy
+    sender_bound: bool = False
+    contradictions: int = 0  # steps the search set aside (see pylvs.bench.search)
 
     @property
     def lossless(self) -> Step | None:
-        ok = [s for s in self.steps if s.loss < LOSSLESS]
-        return max(ok, key=lambda s: s.delivered_pps) if ok else None
+        return self.best
 
     @property
     def peak_pps(self) -> float:
         every = [*self.steps, *([self.overload] if self.overload else [])]
         return max((s.delivered_pps for s in every), default=0.0)
 
+    def cpu_step(self) -> Step | None:
+        """The step whose CPU cost is reported: the highest lossless one, else (the director lost
+        frames at every rate) the one that delivered most."""
+        if self.best is not None and self.best.cpu_us_per_packet is not None:
+            return self.best
+        measured = [s for s in self.steps if s.cpu_us_per_packet is not None]
+        return max(measured, key=lambda s: s.delivered_pps) if measured else None
+
     def summary(self) -> dict[str, Any]:
-        best = self.lossless
-        cpu_us = None
-        if best is not None and best.cpu_seconds and best.received:
-            cpu_us = round(best.cpu_seconds / best.received * 1e6, 2)
+        best = self.best
         over = self.overload
+        cpu = self.cpu_step()
+        cpu_us = cpu.cpu_us_per_packet if cpu is not None else None
         return {
             "lossless_pps": round(best.delivered_pps) if best else 0,
+            "lossy_pps": round(self.lossy_pps) if self.lossy_pps is not None else None,
+            "sender_bound": self.sender_bound,
+            "contradictions": self.contradictions,
             "peak_pps": round(self.peak_pps),
             "overload_offered_pps": round(over.sent_pps) if over else 0,
             "overload_pps": round(over.delivered_pps) if over else 0,
             "overload_of_peak": (
                 round(over.delivered_pps / self.peak_pps, 3) if over and self.peak_pps else 0.0
             ),
-            "cpu_us_per_packet": cpu_us,
+            "cpu_us_per_packet": round(cpu_us, 2) if cpu_us is not None else None,
+            "one_core_pps": one_core_pps(cpu_us),
+            "cpu_at_pps": round(cpu.delivered_pps) if cpu is not None else None,
+            "cpu_at_lossless": cpu is not None and cpu is best,
             "steps": [s.as_dict() for s in self.steps],
             "overload": over.as_dict() if over else None,
         }
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process (field 4 of /proc/<pid>/stat)."""
+    out: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(name)] = int(fields[1])
+    return out
+
+
+def process_tree(pids: Sequence[int]) -> list[int]:
+    """``pids`` and all their descendants, now."""
+    return tree_of(pids, _parents()) if pids else []
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
@@ -154,7 +232,12 @@ def _stop_group(proc: subprocess.Popen[Any]) -> None:
 
 
 def _step(
-    lab: BenchLab, config: Path, rate: int, seconds: float, pids: Callable[[], Sequence[int]]
+    lab: BenchLab,
+    config: Path,
+    rate: int,
+    seconds: float,
+    pids: Callable[[], Sequence[int]],
+    handled: Callable[[], int | None],
 ) -> Step:
     t = lab.topo
     count = int(rate * seconds) if rate else int(2_000_000 * seconds)
@@ -163,9 +246,14 @@ def _step(
     else:
         # As fast as it can: trafgen's transmit ring (one process, pinned to CPU 0).
         argv = ["trafgen", "-o", t.sender_if, "-i", str(config), "-P", "1", "-q", "-n", str(count)]
+    # The processes are listed once per step: workers started (or restarted) since are counted
+    # from the next step on; a process that exits during the step loses its part (its CPU time
+    # goes to its parent's cutime, which is not read).
+    procs = process_tree(pids())
     sent0 = lab.packets("s", t.sender_if, "tx_packets")
     recv0 = lab.packets("r", t.receiver_if, "rx_packets")
-    cpu0 = cpu_seconds(pids())
+    handled0 = handled()
+    cpu0 = cpu_seconds(procs)
     start = time.monotonic()
     # trafgen forks its senders (-P): its own session, so stopping it stops its whole group.
     proc = lab.popen(
@@ -185,46 +273,64 @@ def _step(
         elapsed = float(words[words.index("seconds") + 1])
     # Frames still queued in the director (up to 16384 with NFQUEUE) arrive after the sender
     # stopped: wait until the receiver's count settles, so they are not counted in the next step.
-    received = lab.packets("r", t.receiver_if, "rx_packets")
-    for _wait in range(30):
-        time.sleep(0.1)
+    # Settled: no new frame for _SETTLE_POLLS polls in a row (a busy machine can pause the
+    # director for longer than one poll), or _SETTLE_MAX seconds.
+    received = at_stop = lab.packets("r", t.receiver_if, "rx_packets")
+    quiet = 0
+    deadline = time.monotonic() + _SETTLE_MAX
+    while quiet < _SETTLE_POLLS and time.monotonic() < deadline:
+        time.sleep(_SETTLE_POLL)
         now = lab.packets("r", t.receiver_if, "rx_packets")
-        if now == received:
-            break
+        quiet = quiet + 1 if now == received else 0
         received = now
     received -= recv0
-    cpu = cpu_seconds(pids()) - cpu0
+    cpu = cpu_seconds(procs) - cpu0
+    handled1 = handled()
     sent = lab.packets("s", t.sender_if, "tx_packets") - sent0
-    return Step(rate, sent, received, elapsed, cpu)
+    count_handled = handled1 - handled0 if handled0 is not None and handled1 is not None else None
+    backlog = recv0 + received - at_stop
+    return Step(rate, sent, received, elapsed, cpu, count_handled, backlog)
+
+
+def _no_count() -> int | None:
+    return None
 
 
 def sweep(
     lab: BenchLab,
     config: Path,
-    rates: Sequence[int],
+    plan: SearchPlan,
     seconds: float,
     pids: Callable[[], Sequence[int]] = lambda: [],
     progress: Callable[[str], None] = lambda line: None,
+    handled: Callable[[], int | None] = _no_count,
 ) -> SweepResult:
-    result = SweepResult()
-    bad = 0
-    for rate in rates:
-        step = _step(lab, config, rate, seconds, pids)
-        result.steps.append(step)
+    """Search the lossless rate (``plan``), then offer 3x that rate."""
+
+    def measure(rate: int) -> Step:
+        step = _step(lab, config, rate, seconds, pids, handled)
+        cpu = step.cpu_us_per_packet
         progress(
-            f"  offered {rate or 'max':>7} sent {step.sent_pps:9.0f}/s "
+            f"  offered {rate:>7} sent {step.sent_pps:9.0f}/s "
             f"delivered {step.delivered_pps:9.0f}/s loss {step.loss:7.3%}"
+            + f" backlog {step.backlog:6d}"
+            + (f" cpu {cpu:6.2f} us/pkt" if cpu is not None else "")
         )
-        if step.sent_pps < rate * 0.8:
-            break  # the sender cannot go faster
-        bad = bad + 1 if step.loss > 0.2 else 0
-        if bad >= 2:
-            break
-    best = result.lossless
+        return step
+
+    search = find_lossless(measure, plan)
+    result = SweepResult(
+        steps=search.steps,
+        best=search.lossless,
+        lossy_pps=search.lossy_pps,
+        sender_bound=search.sender_bound,
+        contradictions=search.contradictions,
+    )
+    best = result.best
     overload_rate = 3 * round(best.delivered_pps) if best else 0
     if overload_rate and overload_rate > max(s.sent_pps for s in result.steps) * 1.2:
-        overload_rate = 0  # beyond trafgen: offer what it can
-    result.overload = _step(lab, config, overload_rate, seconds, pids)
+        overload_rate = 0  # beyond the pacer: trafgen offers what it can
+    result.overload = _step(lab, config, overload_rate, seconds, pids, handled)
     over = result.overload
     progress(
         f"  overload {over.sent_pps:9.0f}/s offered, {over.delivered_pps:9.0f}/s delivered "

@@ -16,9 +16,11 @@ def add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "bench",
         help="measure pylvs against kernel forwarding, nftables DNAT and HAProxy (root)",
         description=(
-            "Build sender/director/receiver namespaces, offer 60-byte UDP frames at evenly paced "
-            "rising rates (trafgen at full speed for the overload step) and HTTP connections "
-            "with wrk; print a table, write JSON and a PNG."
+            "Build sender/director/receiver namespaces; search the highest lossless rate of "
+            "60-byte UDP frames (evenly paced; doubling, then bisection), offer 3x that rate, "
+            "read pylvsd's CPU time per packet; HTTP connections with wrk and bulk TCP with "
+            "iperf3 (1 and 4 streams) against HAProxy and kernel forwarding; print the method "
+            "and tables, write JSON and a PNG."
         ),
     )
     run.build_parser(p)

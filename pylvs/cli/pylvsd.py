@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from pylvs import __version__, hoststate
 from pylvs.ctl import DEFAULT_SOCKET
-from pylvs.daemon import DEFAULT_HA_STATE, Daemon, DaemonError, DaemonOptions, pypy_runtime
+from pylvs.daemon import DEFAULT_HA_STATE, Daemon, DaemonError, DaemonOptions, data_plane_runtime
 from pylvs.health.monitor import DEFAULT_WORKERS
 from pylvs.io import afpacket, netcfg, nfqueue
 
@@ -78,7 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="pylvs director daemon: serves the virtual services of this network namespace",
     )
     p.add_argument("--version", action="version", version=f"pylvsd (pylvs) {__version__}")
-    p.add_argument("--config", metavar="FILE", help="ldirectord.cf or pylvs.toml (SIGHUP reloads)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="ldirectord.cf, pylvs.toml or keepalived.conf (SIGHUP reloads)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help=(
+            "only validate --config FILE: print its problems and a summary, exit 0 if pylvsd "
+            "would start with it, 1 if not (starts nothing, needs no root)"
+        ),
+    )
     p.add_argument("--socket", default=DEFAULT_SOCKET, help="abstract control socket name")
     p.add_argument(
         "--backend",
@@ -95,11 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--data-plane",
-        choices=["cpython", "pypy"],
-        default="cpython",
+        choices=["auto", "cpython", "pypy"],
+        default="auto",
         help=(
-            "afpacket: the interpreter the packet loop runs on: forked from pylvsd (cpython, the "
-            "default) or worker processes on the PyPy environment scripts/setup builds (pypy)"
+            "the interpreter the packet loop (afpacket, nfqueue) runs on: worker processes on "
+            "the PyPy environment scripts/setup builds (pypy), or pylvsd's own interpreter "
+            "(cpython); "
+            "auto (the default): pypy where that environment is installed"
         ),
     )
     p.add_argument("--queue-num", type=int, default=0, help="NFQUEUE number (default 0)")
@@ -214,8 +228,46 @@ def _cleanup(socket_name: str) -> int:
     return 0
 
 
+def check_config(path: str | None) -> int:
+    """``--check``: load the file as the daemon would (any of the three formats), print what is
+    wrong with it and a summary; 0 if pylvsd would start with it, 1 if it would refuse it."""
+    if not path:
+        return _fail("--check needs --config FILE")
+    # Imported here, as the daemon does: the config modules are not needed to run without one.
+    from pylvs.config import ConfigError, file_format, load
+
+    kind = file_format(path)
+    try:
+        config = load(path)
+    except ConfigError as exc:
+        print(f"pylvsd: {exc}", file=sys.stderr)
+        print(f"{path}: {kind}: not usable")
+        return 1
+    for warning in config.warnings:
+        print(f"warning: {warning}")
+    for missing in config.not_run:
+        print(f"warning: {missing}")
+    ka = config.keepalived
+    if ka is not None:
+        for note in ka.notes:
+            print(f"note: {note}")
+        for keyword in ka.unused:
+            print(f"not used by pylvs: {keyword}")
+        summary = (
+            f"{len(ka.virtual_servers)} virtual servers ({len(config.virtuals)} IPVS services), "
+            f"{ka.real_server_count()} real servers, {len(ka.vrrp_instances)} vrrp instances"
+        )
+    else:
+        reals = sum(len(v.reals) for v in config.virtuals)
+        summary = f"{len(config.virtuals)} virtual servers, {reals} real servers, 0 vrrp instances"
+    print(f"{path}: {kind}: {summary}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.check:
+        return check_config(args.config)
     if os.geteuid() != 0:
         return _fail("must be run as root (it installs iptables rules and binds NFQUEUE)")
     if args.cleanup:
@@ -224,13 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("--workers must be at least 1")
     if args.workers > 1 and args.backend != "afpacket":
         return _fail("--workers needs --backend afpacket")
-    data_runtime = None
-    if args.data_plane == "pypy":
-        if args.backend != "afpacket":
-            return _fail("--data-plane pypy needs --backend afpacket")
-        data_runtime = pypy_runtime()
-        if data_runtime is None:
-            return _fail("--data-plane pypy: no PyPy environment (.venv-pypy: run scripts/setup)")
+    try:
+        data_runtime = data_plane_runtime(args.backend, args.data_plane)
+    except ValueError as exc:
+        return _fail(str(exc))
     options = DaemonOptions(
         config=args.config,
         socket=args.socket,

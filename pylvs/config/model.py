@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pylvs.core.control import DestSpec, ServiceSpec, Timeouts
 from pylvs.core.service import AF_INET6, FwdMethod
+
+if TYPE_CHECKING:
+    from .kamodel import KeepalivedConfig
 
 __all__ = [
     "CHECKTYPES",
@@ -221,8 +225,13 @@ class Config:
     maintenancedir: str | None = None
     # ipvsadm --set tcp tcpfin udp (native format only; None leaves the engine's timeouts alone).
     timeouts: Timeouts | None = None
-    # Non-fatal remarks ldirectord would log with config_warn().
+    # Non-fatal remarks ldirectord would log with config_warn() (keepalived: what it reports
+    # and runs anyway).
     warnings: list[str] = field(default_factory=list)
+    # What the file asks for that this pylvs parses but does not do yet (said at every load).
+    not_run: list[str] = field(default_factory=list)
+    # A keepalived.conf: everything beyond IPVS (checkers, quorum, VRRP), else None.
+    keepalived: KeepalivedConfig | None = None
 
     def services(self) -> list[tuple[ServiceSpec, list[DestSpec]]]:
         """The ipvsadm-level view: each virtual service with all its configured reals (copies)."""

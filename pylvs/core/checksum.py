@@ -7,6 +7,12 @@ end-around carry never produces +0 from non-zero input). So a whole buffer is su
 ``int.from_bytes`` and one ``%`` (measured: about 5x faster than ``array('H')`` summing), and a
 32-bit or 128-bit address can stand in for its 2 or 8 words as a plain ``int``.
 
+On PyPy the big integer of ``int.from_bytes`` is slow (6.4 µs for 1500 bytes against 4.5 µs on
+CPython), so there :func:`csum` adds 32-bit little-endian words read with ``struct`` instead, which
+the JIT turns into plain loads into a machine integer: the sum of little-endian words times 256
+is congruent to the sum of big-endian words (RFC 1071 section 2(B): byte order independence; 256
+times a 16-bit value is its byte swap, modulo 0xFFFF). The implementation is chosen at import.
+
 Incremental updates use RFC 1624 equation 3, ``HC' = ~(~HC + ~m + m')``, which is what Linux
 ``csum_replace4`` / ``inet_proto_csum_replace16`` compute. A consequence worth knowing, shared with
 IPVS: an incremental update carries a wrong checksum's error over unchanged; it never repairs a
@@ -15,6 +21,8 @@ corrupted packet, it only accounts for the bytes it changed.
 
 from __future__ import annotations
 
+import platform
+import struct
 from typing import TYPE_CHECKING
 
 from pylvs.core.packet import (
@@ -72,6 +80,39 @@ def csum(data: Buffer, initial: int = 0) -> int:
     return r if r else 0xFFFF
 
 
+_csum_int = csum  # the reference on every runtime (the tests compare the two)
+_LE_WORDS = struct.Struct("<II")
+
+
+def _csum_words(data: Buffer, initial: int = 0) -> int:
+    """:func:`csum` for PyPy: the same result from machine-integer word sums (module docstring)."""
+    if type(data) is memoryview:
+        # struct reads from bytes are the JIT's fast case (about 5x a read from a memoryview).
+        data = data.tobytes()
+    n = len(data)
+    end = n & ~7
+    unpack = _LE_WORDS.unpack_from
+    total = 0
+    for i in range(0, end, 8):
+        a, b = unpack(data, i)
+        total += a + b
+    # Little-endian sum times 256: the big-endian sum (modulo 0xFFFF). Below 2**63 up to 2 GiB.
+    total <<= 8
+    for i in range(end, n - 1, 2):
+        total += data[i] << 8 | data[i + 1]
+    if n & 1:
+        total += data[n - 1] << 8
+    total += initial
+    if total == 0:
+        return 0
+    r = total % 0xFFFF
+    return r if r else 0xFFFF
+
+
+if platform.python_implementation() == "PyPy":
+    csum = _csum_words  # the CPython version above stays the reference
+
+
 def checksum(data: Buffer, initial: int = 0) -> int:
     """The Internet checksum of ``data``: the complement of :func:`csum`."""
     return csum(data, initial) ^ 0xFFFF
@@ -111,10 +152,19 @@ def ipv4_header_checksum(buf: Buffer, l3: int, hlen: int) -> int:
     return fold(total + 0xFFFF - stored) ^ 0xFFFF
 
 
+_IPV4_WORDS = struct.Struct("!5I")
+
+
 def ip_checksum_ok(buf: Buffer, p: Packet) -> bool:
     """True when the IPv4 header checksum verifies; IPv6 has none (always True)."""
     if p.version != 4:
         return True
+    if p.hlen == 20:
+        # Every packet on AF_PACKET: five words read in place, no slice (PyPy: 20 against 120
+        # ns). Their sum is congruent to the 16-bit word sum; all-zero words cannot verify.
+        a, b, c, d, e = _IPV4_WORDS.unpack_from(buf, p.l3)
+        total: int = a + b + c + d + e
+        return total != 0 and total % 0xFFFF == 0
     return csum(buf[p.l3 : p.l3 + p.hlen]) == 0xFFFF
 
 

@@ -23,6 +23,7 @@ addresses rewritten. Together the rewritten fragments reassemble into a valid da
 
 from __future__ import annotations
 
+import platform
 import struct
 from typing import Union
 
@@ -70,6 +71,8 @@ __all__ = [
     "nat_icmp_out",
     "nat_in",
     "nat_out",
+    "partial_csum_nat",
+    "partial_csum_replace4",
     "tun_encap",
     "tun_needs_frag",
 ]
@@ -303,6 +306,35 @@ def decrement_ttl(buf: MutableBuffer, p: Packet) -> bool:
     return True
 
 
+_decrement_ttl_struct = decrement_ttl  # kept under its own name for the tests on PyPy
+
+
+def _decrement_ttl_bytewise(buf: MutableBuffer, p: Packet) -> bool:
+    """:func:`decrement_ttl` for PyPy, where struct on a bytearray (the engine's copy) costs
+    about 60 ns and these byte reads and stores 7 (on CPython they cost 10% more than the
+    unpack and pack)."""
+    l3 = p.l3
+    if p.version == 4:
+        ttl = buf[l3 + 8]
+        if ttl <= 1:
+            return False
+        check = buf[l3 + 10] << 8 | buf[l3 + 11]
+        check = 0xFFFF ^ (((check ^ 0xFFFF) + 0xFEFF) % 0xFFFF or 0xFFFF)
+        buf[l3 + 8] = ttl - 1
+        buf[l3 + 10] = check >> 8
+        buf[l3 + 11] = check & 0xFF
+        return True
+    hop_limit = buf[l3 + 7]
+    if hop_limit <= 1:
+        return False
+    buf[l3 + 7] = hop_limit - 1
+    return True
+
+
+if platform.python_implementation() == "PyPy":
+    decrement_ttl = _decrement_ttl_bytewise
+
+
 def _ecn_encapsulate(tos: int) -> int:
     """INET_ECN_encapsulate (RFC 6040 full functionality): copy ECN, but CE becomes ECT(0)."""
     if tos & 0x03 == 0x03:
@@ -456,3 +488,44 @@ def _icmp_error(
     pseudo = pseudo_header_sum(src, dst, IPPROTO_ICMPV6, plen)
     _U16.pack_into(out, IPV6_HLEN + 2, checksum(memoryview(out)[IPV6_HLEN:], pseudo))
     return out
+
+
+# -- partial checksums (CHECKSUM_PARTIAL: segmentation / checksum offload) -------------------------
+#
+# A frame whose transport checksum the device (or the kernel's software GSO) still has to complete
+# (VIRTIO_NET_HDR_F_NEEDS_CSUM on an AF_PACKET socket with PACKET_VNET_HDR) carries in its TCP/UDP
+# checksum field only the folded sum of the pseudo header, *not* complemented (tcp_v4_send_check:
+# ``th->check = ~tcp_v4_check(len, saddr, daddr, 0)``). The device later adds the sum of the
+# transport header and data and complements the total. Rewriting such a packet follows
+# inet_proto_csum_replace4 / inet_proto_csum_replace2 (net/core/utils.c) for CHECKSUM_PARTIAL:
+#
+# * an address (part of the pseudo header): ``*sum = ~csum_fold(csum_partial({~from, to},
+#   csum_unfold(*sum)))``, i.e. the field, taken as a plain one's-complement sum, gains
+#   ``~from + to``;
+# * a port (transport data, summed by the device): the field is left alone.
+#
+# The IPv4 header checksum is never offloaded and is updated as usual.
+
+
+def partial_csum_replace4(check: int, old: int, new: int) -> int:
+    """A partial (non-complemented) checksum field after a 32-bit pseudo-header word changed
+    from ``old`` to ``new`` (inet_proto_csum_replace4 with CHECKSUM_PARTIAL and pseudohdr)."""
+    # One's-complement sum modulo 0xFFFF; "or 0xFFFF" keeps csum_fold's result range (a sum
+    # that includes ~old is never +0).
+    return (check + 0xFFFF - old % 0xFFFF + new) % 0xFFFF or 0xFFFF
+
+
+def partial_csum_nat(
+    buf: MutableBuffer, check_off: int, check: int, old_saddr: int, old_daddr: int
+) -> None:
+    """Write the partial checksum of the IPv4 packet ``buf`` (at ``check_off``) for the addresses
+    it has now, from the value ``check`` the field had when its addresses were ``old_saddr`` and
+    ``old_daddr`` (in place).
+
+    For a packet whose checksum is partial, call it after ``nat_in`` / ``nat_out`` with the field
+    as it was before them: their full-checksum update (which also covers the ports) is replaced
+    by the partial one, which covers the addresses only.
+    """
+    _ip_check, saddr, daddr = _CHECK_ADDRS.unpack_from(buf, 10)
+    check = partial_csum_replace4(check, old_saddr, saddr)
+    _U16.pack_into(buf, check_off, partial_csum_replace4(check, old_daddr, daddr))

@@ -1,3 +1,3 @@
-"""High availability: the sockets of connection synchronisation (:mod:`pylvs.ha.sync`)."""
+"""High availability: heartbeat (:mod:`pylvs.ha.heartbeat`), its media, resources and addresses."""
 
 __all__: list[str] = []

@@ -210,7 +210,6 @@ class HeartbeatService:
         self.stopped = threading.Event()  # the graceful stop is complete
         self.shutting_down = False
         self._snapshot: dict[str, Any] = {}
-        self.takeovers: list[tuple[float, str]] = []  # (monotonic time, group) acquired
 
     # -- life -----------------------------------------------------------------------------
 
@@ -423,7 +422,6 @@ class HeartbeatService:
                 before[key] = self.runner.running(key)
                 if job.op == "take":
                     self.runner.take(key)
-                    self.takeovers.append((self.clock(), key))
                 elif job.op == "give":
                     self.runner.give(key)
                 after[key] = self.runner.running(key) if job.op != "status" else before[key]

@@ -27,11 +27,23 @@ to the client's next hop as the kernel would route them.
 ARP: pylvs does not answer ARP. The VIP is on the director's ``lo`` (the kernel answers for it, as
 on an IPVS director) or routed to the director by the clients' router.
 
-Offloads: with segmentation offloads on, tapped frames can be bigger than the MTU, and locally
-made or veth frames can carry a partial checksum (``TP_STATUS_CSUMNOTREADY``). Frames flagged so
-have their TCP/UDP checksum completed in software before the engine sees them (counted as
-``csum_completed``); GRO-merged frames larger than the path MTU are handled as any big packet
-(DF set: "fragmentation needed"). The lab turns offloads off (``ethtool -K``).
+Offloads: with segmentation offloads on, tapped frames can be bigger than the MTU (a TSO frame
+from a veth peer, a GRO-merged one) and carry a partial checksum (``TP_STATUS_CSUMNOTREADY``).
+With ``vnet`` (``PACKET_VNET_HDR`` on every ring, see :mod:`pylvs.io.rings`) such a frame keeps
+its virtio_net_hdr across the director: it is handled as one packet (the engine checks its
+*segments* against the path MTU, ``Engine.gso_seg_len``), NAT updates its partial checksum as a
+partial one (:func:`pylvs.core.forward.partial_csum_nat`), and it leaves as one GSO frame that
+the kernel segments and checksums on transmit. Tunnel mode cannot send a GSO frame (virtio_net_hdr
+has no IPIP segmentation type): such frames are dropped (``gso_dropped``). Without ``vnet`` a
+flagged frame has its checksum completed in software (``csum_completed``) and a frame bigger than
+the path MTU is handled as any big packet (DF set: "fragmentation needed"), so the lab turns
+offloads off (``ethtool -K``). ``vnet`` also makes small frames cheaper to send: the transmit
+ring's header asks the kernel to copy the whole frame into the skb (``hdr_len``) instead of
+mapping the ring's pages, which a veth crossing namespaces copies again (``skb_copy_ubufs``).
+
+Receive rings: TPACKET_V3 (:class:`RxRing`, blocks handed over when full or after 1 ms) or
+TPACKET_V2 (:class:`RxRingV2`, each frame handed over at once; frames bigger than a slot are
+read whole from the socket, ``PACKET_COPY_THRESH``).
 
 Fwmark services are refused by this backend (``limit`` errors naming it): the mark is set by
 netfilter, after the tap, so the engine would never see it.
@@ -52,6 +64,7 @@ import errno
 import logging
 import os
 import selectors
+import struct
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -59,6 +72,7 @@ from typing import Any
 from pylvs.core.checksum import L4_CHECK_OFFSET, l4_checksum
 from pylvs.core.control import IPVSError, ServiceInfo, ServiceSpec, addr_from_text
 from pylvs.core.engine import Engine
+from pylvs.core.forward import partial_csum_nat
 from pylvs.core.packet import ParseError, parse_ip
 from pylvs.core.ratelimit import RateLimit
 from pylvs.core.service import AF_INET, FwdMethod, ServiceFlags
@@ -67,9 +81,22 @@ from pylvs.io.backend import BackendError, BackendStatus
 from pylvs.io.nexthop import NextHops
 from pylvs.io.rings import (
     PACKET_FANOUT_CBPF,
+    TP_STATUS_COPY,
     TP_STATUS_CSUMNOTREADY,
+    TP_STATUS_KERNEL,
+    TP_STATUS_USER,
+    V2_HDR,
     V3_HDR,
+    VIRTIO_NET_HDR_F_NEEDS_CSUM,
+    VIRTIO_NET_HDR_GSO_ECN,
+    VIRTIO_NET_HDR_GSO_NONE,
+    VIRTIO_NET_HDR_GSO_TCPV4,
+    VIRTIO_NET_HDR_GSO_UDP_L4,
+    VNET_HDR,
+    VNET_HDR_LEN,
+    VNET_NONE,
     RxRing,
+    RxRingV2,
     TxRing,
     attach_filter,
     client_hash_program,
@@ -95,7 +122,19 @@ CHAIN = "PYLVS-AF"
 _PROTO_NAMES = {6: "tcp", 17: "udp", 132: "sctp"}
 _ICMP_ERRORS = ("destination-unreachable", "source-quench", "time-exceeded")
 _SEND = 2  # verdicts REWRITE, ROUTE, TUNNEL, LOCAL (>= 2) all send action.packet to next_hop
+_REWRITE = 2  # Verdict.REWRITE (NAT)
+_LOCAL = 5  # Verdict.LOCAL: an ICMP error the engine built
 _BATCH = 4096
+VNET_DEFAULT = True
+RX_VERSION_DEFAULT = 2
+# Receive ring of a vnet data plane: blocks that hold a 64 KiB GSO frame with its headers
+# (a frame longer than a block less its header is cut, tp_snaplen < tp_len), as many bytes in
+# all as the default ring.
+_VNET_BLOCK = 1 << 17
+_VNET_BLOCKS = 256
+_ADDRS = struct.Struct("!II")
+_U16 = struct.Struct("!H")
+_U32LE = struct.Struct("<I")
 
 
 # -- the kernel's copy: raw-table DROP rules ------------------------------------------------------
@@ -176,23 +215,59 @@ def persistence_prefix(services: Sequence[ServiceInfo]) -> int | None:
 # -- one process's data plane ------------------------------------------------------------------
 
 
-def _transmit_ring(link: netcfg.LinkInfo) -> TxRing:
-    """The transmit ring of an output interface, its slots big enough for the MTU."""
+def _transmit_ring(link: netcfg.LinkInfo, vnet: bool = False) -> TxRing:
+    """The transmit ring of an output interface, its slots big enough for the MTU (with
+    ``vnet``, bigger frames leave through the ring's big-frame socket)."""
     size = 2048
-    while size < link.mtu + 14 + 4 + 32:
+    while size < link.mtu + 14 + 4 + 32 + (VNET_HDR_LEN if vnet else 0):
         size *= 2
-    return TxRing(link.name, frame_size=size, frame_nr=max(256, (2 << 20) // size))
+    return TxRing(link.name, frame_size=size, frame_nr=max(256, (2 << 20) // size), vnet=vnet)
+
+
+def _transmit_ring_vnet(link: netcfg.LinkInfo) -> TxRing:
+    return _transmit_ring(link, vnet=True)
+
+
+def gso_segment_length(packet: memoryview | bytes | bytearray, gso_type: int, gso_size: int) -> int:
+    """The IP length of the segments a GSO frame is cut into (its IPv4 and TCP/UDP headers plus
+    ``gso_size``); 0 for a kind of GSO frame this data plane does not forward."""
+    kind = gso_type & ~VIRTIO_NET_HDR_GSO_ECN
+    ihl = (packet[0] & 0xF) * 4
+    if kind == VIRTIO_NET_HDR_GSO_TCPV4:
+        return ihl + (packet[ihl + 12] >> 4) * 4 + gso_size
+    if kind == VIRTIO_NET_HDR_GSO_UDP_L4:
+        return ihl + 8 + gso_size
+    return 0  # IPv6 (passed to the kernel by the engine anyway), UFO: not segmentable here
 
 
 class DataPlane:
-    """Receive rings on the tapped interfaces -> engine -> transmit rings."""
+    """Receive rings on the tapped interfaces -> engine -> transmit rings.
 
-    def __init__(self, engine: Engine, ifaces: Sequence[str], fanout: int = 0) -> None:
+    With ``vnet`` (PACKET_VNET_HDR on every ring, see :mod:`pylvs.io.rings`) frames keep their
+    offloads across the director: a GRO-merged 64 KiB TCP frame is handled as one packet and
+    leaves as one GSO frame that the kernel segments on transmit, and a partial checksum stays
+    partial (NAT updates it by :func:`pylvs.core.forward.partial_csum_nat`) instead of being
+    completed in software.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        ifaces: Sequence[str],
+        fanout: int = 0,
+        vnet: bool = False,
+        rx_version: int = 3,
+    ) -> None:
         self.engine = engine
         self.ifaces = tuple(ifaces)
         self.fanout = fanout  # fanout group base (0: no fanout)
-        self.rx: list[RxRing] = []
-        self.hops = NextHops(attach=_transmit_ring)
+        self.vnet = vnet
+        self.rx_version = rx_version  # TPACKET_V3 (blocks) or V2 (frames): see RxRingV2
+        self.rx: list[RxRing | RxRingV2] = []
+        self.hops = NextHops(attach=_transmit_ring_vnet if vnet else _transmit_ring)
+        self.gso_frames = 0  # vnet: GSO frames received
+        self.gso_dropped = 0  # vnet: GSO frames that could not be forwarded as such
+        self.rx_truncated = 0  # frames longer than a ring block, dropped
         self.handled = 0
         self.failures = 0
         self._failure_log = RateLimit()
@@ -210,7 +285,16 @@ class DataPlane:
         try:
             self.wake_fd, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             for name in self.ifaces:
-                ring = RxRing()
+                ring: RxRing | RxRingV2
+                if self.rx_version == 2:
+                    size = 2048
+                    while size < netcfg.link_info(name).mtu + 128:
+                        size *= 2
+                    ring = RxRingV2(size, (64 << 20) // size, vnet=self.vnet)
+                elif self.vnet:
+                    ring = RxRing(_VNET_BLOCK, _VNET_BLOCKS, vnet=True)
+                else:
+                    ring = RxRing()
                 self.rx.append(ring)
                 # Filter before binding: nothing unfiltered ever enters the ring.
                 attach_filter(ring.sock, host_filter([], []))
@@ -254,7 +338,10 @@ class DataPlane:
         """Handle ready blocks of every ring until ``budget`` frames are done; returns the count."""
         done = 0
         for ring in self.rx:
-            done += self._drain(ring, budget - done)
+            if isinstance(ring, RxRingV2):
+                done += self._drain_v2(ring, budget - done)
+            else:
+                done += self._drain(ring, budget - done)
             if done >= budget:
                 break
         # A ring's socket is readable when the block before the kernel's current one belongs to
@@ -286,6 +373,7 @@ class DataPlane:
         hops = self.hops.hops
         resolve = self.hops.resolve
         dropped = self.hops.dropped
+        vnet = self.vnet
         done = 0
         while done < budget:
             block = ring.ready()
@@ -295,11 +383,20 @@ class DataPlane:
             now = time.monotonic()
             try:
                 for _ in range(num):
-                    step, snaplen, status, mac, net = unpack(view, off)
+                    step, snaplen, length, status, mac, net = unpack(view, off)
                     packet = view[off + net : off + mac + snaplen]
+                    frame = off + mac
                     off += step
                     try:
-                        if status & TP_STATUS_CSUMNOTREADY:
+                        if snaplen != length:
+                            self.rx_truncated += 1  # cut to fit a block: not a whole packet
+                            continue
+                        if status & TP_STATUS_CSUMNOTREADY or (vnet and view[frame - 9]):
+                            # A partial checksum, or a GSO frame (gso_type, byte 1 of the
+                            # virtio_net_hdr before the frame).
+                            if vnet:
+                                self._offloaded(packet, view, frame, net - mac, now)
+                                continue
                             self._complete_checksum(packet)
                         verdict, out, next_hop = handle(packet, now)
                         if verdict >= _SEND and out is not None:
@@ -323,6 +420,151 @@ class DataPlane:
             self._flush()
         self.handled += done
         return done
+
+    def _drain_v2(self, ring: RxRingV2, budget: int) -> int:
+        """:meth:`_drain` for a TPACKET_V2 ring: frame by frame, each slot given back as soon as
+        its frame is handled; the transmit rings are flushed once at the end (and every
+        ``burst`` frames by the rings themselves). The per-frame code is :meth:`_drain`'s, kept
+        inline in both loops: a method call per frame is the cost of a whole engine decision
+        on PyPy's short paths."""
+        view = ring.view
+        unpack = V2_HDR.unpack_from
+        release = _U32LE.pack_into
+        handle = self.engine.handle
+        hops = self.hops.hops
+        resolve = self.hops.resolve
+        dropped = self.hops.dropped
+        vnet = self.vnet
+        size = ring.frame_size
+        nr = ring.frame_nr
+        index = ring.index
+        now = time.monotonic()
+        done = 0
+        while done < budget:
+            slot = index * size
+            status, length, snaplen, mac, net = unpack(view, slot)
+            if not status & TP_STATUS_USER:
+                ring.index = index
+                if ring.ready() < 0:  # nothing at the cursor, nor past a slot the kernel left
+                    break
+                index = ring.index
+                continue
+            try:
+                packet = view[slot + net : slot + mac + snaplen]
+                frame = slot + mac
+                if status & TP_STATUS_COPY:
+                    # Too big for a slot: the whole frame (virtio_net_hdr first) is queued. The
+                    # queue holds the big frames in ring order; after a slot was stepped over
+                    # (RxRingV2.ready) its frame is still queued first: read on to this one.
+                    for _ in range(8):
+                        n = ring.read_copy()
+                        if n < 0 or (n <= len(ring.copybuf) and n - VNET_HDR_LEN == length):
+                            break
+                        self.rx_truncated += 1
+                    if n < 0 or n > len(ring.copybuf) or n - VNET_HDR_LEN != length:
+                        self.rx_truncated += 1
+                        continue
+                    copy = memoryview(ring.copybuf)
+                    self._offloaded(copy[VNET_HDR_LEN + net - mac : n], copy, VNET_HDR_LEN,
+                                    net - mac, now)  # fmt: skip
+                    continue
+                if snaplen != length:
+                    self.rx_truncated += 1
+                    continue
+                if status & TP_STATUS_CSUMNOTREADY or (vnet and view[frame - 9]):
+                    if vnet:
+                        self._offloaded(packet, view, frame, net - mac, now)
+                        continue
+                    self._complete_checksum(packet)
+                verdict, out, next_hop = handle(packet, now)
+                if verdict >= _SEND and out is not None:
+                    hop = hops.get(next_hop)
+                    if hop is None or hop.expires < now:
+                        hop = resolve(next_hop, now)
+                    tx = hop.out
+                    if tx is None:
+                        dropped(hop)
+                    else:
+                        tx.put(hop.header, out)
+            except Exception:
+                self._failed(now)
+            finally:
+                # Given back at once (and the cursor moved) whatever happened: the engine and
+                # the transmit ring keep copies, never the slot itself.
+                release(view, slot, TP_STATUS_KERNEL)
+                index = (index + 1) % nr
+                done += 1
+        ring.index = index
+        self._flush()
+        self.handled += done
+        return done
+
+    def _offloaded(
+        self, packet: memoryview, view: memoryview, frame: int, l2: int, now: float
+    ) -> None:
+        """A frame with a partial checksum or a GSO frame, on a vnet data plane: forwarded with
+        its virtio_net_hdr (``view[frame - 10:frame]``), so the kernel completes the checksum
+        and cuts the segments when it transmits it."""
+        vnet = bytes(view[frame - VNET_HDR_LEN : frame])
+        flags, gso_type, _hdr_len, gso_size, csum_start, csum_offset = VNET_HDR.unpack(vnet)
+        check_off = -1  # where the partial checksum is, from the IP header
+        old_check = old_saddr = old_daddr = 0
+        if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM:
+            check_off = csum_start + csum_offset - l2
+            v = packet[0]
+            proto = packet[9]
+            if (
+                v >> 4 == 4
+                and proto in (6, 17)
+                and check_off == (v & 0xF) * 4 + L4_CHECK_OFFSET[proto]
+            ):
+                (old_check,) = _U16.unpack_from(packet, check_off)
+                old_saddr, old_daddr = _ADDRS.unpack_from(packet, 12)
+            elif gso_type == VIRTIO_NET_HDR_GSO_NONE:
+                # Not a TCP/UDP checksum NAT knows how to update: complete it here instead.
+                self._complete_checksum(packet)
+                vnet = VNET_NONE
+                check_off = -1
+        engine = self.engine
+        seg = 0
+        if gso_type != VIRTIO_NET_HDR_GSO_NONE:
+            self.gso_frames += 1
+            seg = gso_segment_length(packet, gso_type, gso_size)
+            if not seg:
+                self.gso_dropped += 1
+                return
+            engine.gso_seg_len = seg
+        try:
+            verdict, out, next_hop = engine.handle(packet, now)
+        finally:
+            engine.gso_seg_len = 0
+        if verdict < _SEND or out is None:
+            return
+        if verdict == _LOCAL:
+            vnet = VNET_NONE  # an ICMP error the engine built: full checksums, one packet
+        elif len(out) != len(packet):
+            # Encapsulated (IPIP): the checksum moved with the inner packet. A GSO frame cannot
+            # be sent so (virtio_net_hdr has no IPIP segmentation type).
+            if seg:
+                self.gso_dropped += 1
+                return
+            if check_off >= 0:
+                delta = len(out) - len(packet)
+                vnet = VNET_HDR.pack(flags, gso_type, 0, gso_size, csum_start + delta, csum_offset)
+        elif check_off >= 0 and verdict == _REWRITE:
+            # NAT: the engine updated the checksum as a full one (ports included); a partial
+            # one follows the addresses only (inet_proto_csum_replace4/2, CHECKSUM_PARTIAL).
+            assert isinstance(out, bytearray)
+            partial_csum_nat(out, check_off, old_check, old_saddr, old_daddr)
+        hops = self.hops
+        hop = hops.hops.get(next_hop)
+        if hop is None or hop.expires < now:
+            hop = hops.resolve(next_hop, now)
+        tx = hop.out
+        if tx is None:
+            hops.dropped(hop)
+        else:
+            tx.put(hop.header, out, vnet)
 
     def _flush(self) -> None:
         for tx in self.hops.outs.values():
@@ -364,6 +606,10 @@ class DataPlane:
             "rx_ring_full": self.rx_drops,
             "rx_blocks_skipped": sum(ring.skipped for ring in self.rx),
             "csum_completed": self.csum_completed,
+            "rx_truncated": self.rx_truncated,
+            "gso_frames": self.gso_frames,
+            "gso_dropped": self.gso_dropped,
+            "tx_big_frames": sum(tx.big_sent for tx in rings),
             "tx_ring_full": sum(tx.dropped for tx in rings),
             "tx_device_drops": sum(tx.device_drops for tx in rings),
             "tx_pending": sum(tx.pending for tx in rings),
@@ -388,6 +634,24 @@ class DataPlane:
 _COMMON = ("handled", "failures", "sent", "dropped_unresolved", "dropped_no_route", "send_errors")
 
 
+def default_vnet() -> bool:
+    """Whether the data plane keeps segmentation offloads (PACKET_VNET_HDR); the environment
+    variable ``PYLVS_AFPACKET_VNET`` (0 or 1) overrides the default."""
+    value = os.environ.get("PYLVS_AFPACKET_VNET", "")
+    if value in ("0", "1"):
+        return value == "1"
+    return VNET_DEFAULT
+
+
+def default_rx_version() -> int:
+    """The receive ring's TPACKET version (3: blocks, 2: frames); the environment variable
+    ``PYLVS_AFPACKET_RX`` (2 or 3) overrides the default."""
+    value = os.environ.get("PYLVS_AFPACKET_RX", "")
+    if value in ("2", "3"):
+        return int(value)
+    return RX_VERSION_DEFAULT
+
+
 def default_ifaces() -> list[str]:
     """Every interface but loopback: where clients and real servers can be."""
     return [name for name in netcfg.link_names() if name != "lo"]
@@ -400,9 +664,17 @@ class AfpacketBackend:
     name = "afpacket"
     kernel_forwards = False  # pylvs sends everything itself: no ip_forward / accept_local
 
-    def __init__(self, engine: Engine | EngineGroup, ifaces: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        engine: Engine | EngineGroup,
+        ifaces: Sequence[str] = (),
+        vnet: bool | None = None,
+        rx_version: int | None = None,
+    ) -> None:
         self.engine = engine
         self.ifaces = tuple(ifaces)
+        self.vnet = default_vnet() if vnet is None else vnet
+        self.rx_version = default_rx_version() if rx_version is None else rx_version
         self.plane: DataPlane | None = None
         self._rules_installed = False
 
@@ -427,13 +699,16 @@ class AfpacketBackend:
         self._rules_installed = True
         engine = self.engine
         if isinstance(engine, Engine):
-            self.plane = DataPlane(engine, ifaces)
+            self.plane = DataPlane(engine, ifaces, vnet=self.vnet, rx_version=self.rx_version)
             self.plane.open()
             return
         fanout = ((os.getpid() & 0xFFF) << 4) or 16
         try:
+            vnet, version = self.vnet, self.rx_version
             engine.start(
-                lambda e: DataPlane(e, ifaces, fanout), close_in_children, (ifaces, fanout)
+                lambda e: DataPlane(e, ifaces, fanout, vnet, version),
+                close_in_children,
+                (ifaces, fanout, vnet, version),
             )
         except OSError as exc:
             raise BackendError(str(exc.strerror or exc)) from None

@@ -1,4 +1,5 @@
-"""PACKET_MMAP rings: a TPACKET_V3 receive ring and a TPACKET_V2 transmit ring, plus classic BPF.
+"""PACKET_MMAP rings: TPACKET_V3 and TPACKET_V2 receive rings, a TPACKET_V2 transmit ring, plus
+classic BPF.
 
 Layouts are those of ``include/uapi/linux/if_packet.h`` and ``Documentation/networking/
 packet_mmap.rst`` (x86-64, little-endian host order):
@@ -8,6 +9,9 @@ packet_mmap.rst`` (x86-64, little-endian host order):
   ``tp_next_offset``, each a ``tpacket3_hdr`` then, at ``tp_mac``, the Ethernet frame. The kernel
   hands a block over when it is full or ``retire_blk_tov`` ms after its first frame, so one
   ``poll`` wake-up and one status write cover a whole batch of frames.
+* V2 receive (:class:`RxRingV2`): ``frame_nr`` fixed slots, each with its own ``tp_status``
+  that the kernel sets to ``TP_STATUS_USER`` as soon as the frame is written: no block to wait
+  for (see the class for why that matters, and for frames bigger than a slot).
 * V2 transmit: ``frame_nr`` fixed slots of ``frame_size`` bytes; a ``tpacket2_hdr`` then, at
   offset 32 (``TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)``), the frame. User space fills slots
   whose status is ``TP_STATUS_AVAILABLE``, marks them ``TP_STATUS_SEND_REQUEST``, and one
@@ -18,6 +22,20 @@ packet_mmap.rst`` (x86-64, little-endian host order):
 
 Nothing here allocates per packet: frames are read through a memoryview of the mapping, and
 written into the transmit mapping with slice assignment.
+
+Segmentation offload (``PACKET_VNET_HDR``, ``vnet=True`` on both rings): every frame is preceded by
+a ``struct virtio_net_hdr`` (``include/uapi/linux/virtio_net.h``, little-endian fields on this
+host: ``vio_le()`` in ``af_packet.c``). On receive the kernel writes it just before ``tp_mac``
+(``tpacket_rcv``: ``h.raw + macoff - sizeof(struct virtio_net_hdr)``): a GRO-merged or
+locally-segmentable frame of up to 64 KiB arrives whole, with ``gso_type``/``gso_size`` and, for a
+partial checksum (``CHECKSUM_PARTIAL``), ``VIRTIO_NET_HDR_F_NEEDS_CSUM`` with ``csum_start`` (from
+the Ethernet header) and ``csum_offset``. On transmit the same header before the frame makes the
+kernel rebuild that skb (``virtio_net_hdr_to_skb``): the device, or the software GSO of
+``validate_xmit_skb``, cuts it into MTU-sized segments and completes the checksums. Transmit-ring
+slots are sized for MTU frames, so a frame bigger than a slot, and any GSO frame, goes out
+through a second, ring-less socket with one ``sendmsg`` (after the ring is flushed: the two keep
+their order). That socket does not bypass the qdisc layer: ``__dev_direct_xmit`` drops a frame
+the device cannot segment itself, where ``dev_queue_xmit`` segments it in software.
 """
 
 from __future__ import annotations
@@ -29,35 +47,57 @@ import mmap
 import socket
 import struct
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 __all__ = [
     "ETH_P_IP",
     "PACKET_FANOUT_CBPF",
     "PACKET_FANOUT_FLAG_IGNORE_OUTGOING",
     "PACKET_FANOUT_HASH",
+    "TP_STATUS_COPY",
     "TP_STATUS_CSUMNOTREADY",
+    "TP_STATUS_KERNEL",
     "TP_STATUS_USER",
+    "V2_HDR",
     "V3_HDR",
+    "VIRTIO_NET_HDR_F_DATA_VALID",
+    "VIRTIO_NET_HDR_F_NEEDS_CSUM",
+    "VIRTIO_NET_HDR_GSO_ECN",
+    "VIRTIO_NET_HDR_GSO_NONE",
+    "VIRTIO_NET_HDR_GSO_TCPV4",
+    "VIRTIO_NET_HDR_GSO_TCPV6",
+    "VIRTIO_NET_HDR_GSO_UDP",
+    "VIRTIO_NET_HDR_GSO_UDP_L4",
+    "VNET_HDR",
+    "VNET_HDR_LEN",
+    "VNET_NONE",
     "Bpf",
     "RxRing",
+    "RxRingV2",
     "TxRing",
+    "VnetHdr",
     "attach_filter",
     "bpf",
     "client_hash_program",
     "host_filter",
     "join_fanout",
+    "parse_vnet",
     "set_fanout_program",
+    "vnet_header",
 ]
 
 SOL_PACKET = 263
 _SO_ATTACH_FILTER = 26
 _SO_SNDBUFFORCE = 32
+_SO_RCVBUFFORCE = 33
 _PACKET_RX_RING = 5
 _PACKET_STATISTICS = 6
 _PACKET_VERSION = 10
 _PACKET_TX_RING = 13
 _PACKET_LOSS = 14
 _PACKET_FANOUT = 18
+_PACKET_COPY_THRESH = 7
+_PACKET_VNET_HDR = 15
 _PACKET_QDISC_BYPASS = 20
 _PACKET_FANOUT_DATA = 22
 _PACKET_IGNORE_OUTGOING = 23
@@ -72,17 +112,64 @@ ETH_P_IP = 0x0800
 
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
+TP_STATUS_COPY = 1 << 1  # V2: the slot holds a cut copy; the whole frame is on the socket
 TP_STATUS_CSUMNOTREADY = 1 << 3
 _TP_STATUS_AVAILABLE = 0
 _TP_STATUS_SEND_REQUEST = 1
 
-# tpacket3_hdr: tp_next_offset, (tp_sec, tp_nsec), tp_snaplen, (tp_len), tp_status, tp_mac, tp_net
-V3_HDR = struct.Struct("<I8xI4xIHH")
+# tpacket3_hdr: tp_next_offset, (tp_sec, tp_nsec), tp_snaplen, tp_len, tp_status, tp_mac, tp_net
+V3_HDR = struct.Struct("<I8xIIIHH")
+
+# tpacket2_hdr: tp_status, tp_len, tp_snaplen, tp_mac, tp_net
+V2_HDR = struct.Struct("<IIIHH")
+
+# struct virtio_net_hdr: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
+VNET_HDR = struct.Struct("<BBHHHH")
+VNET_HDR_LEN = 10
+VIRTIO_NET_HDR_F_NEEDS_CSUM = 1  # the checksum at csum_start + csum_offset is partial
+VIRTIO_NET_HDR_F_DATA_VALID = 2  # receive: the checksum was verified (CHECKSUM_UNNECESSARY)
+VIRTIO_NET_HDR_GSO_NONE = 0
+VIRTIO_NET_HDR_GSO_TCPV4 = 1
+VIRTIO_NET_HDR_GSO_UDP = 3
+VIRTIO_NET_HDR_GSO_TCPV6 = 4
+VIRTIO_NET_HDR_GSO_UDP_L4 = 5
+VIRTIO_NET_HDR_GSO_ECN = 0x80
+VNET_NONE = bytes(VNET_HDR_LEN)  # a plain frame: full checksums, no segmentation
+_VNET_LINEAR = struct.Struct("<2xH6x")  # a plain frame's header with hdr_len only
 _U32 = struct.Struct("<I")
 _BLOCK_HDR = struct.Struct("<II")  # block_status, num_pkts at offset 8
 _BLOCK_FIRST = struct.Struct("<I")  # offset_to_first_pkt at offset 16
 _TX_HDR = struct.Struct("<II")  # tp_status, tp_len
 _TX_DATA = 32  # TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
+
+
+class VnetHdr(NamedTuple):
+    """A ``struct virtio_net_hdr`` (offsets from the start of the Ethernet frame)."""
+
+    flags: int
+    gso_type: int
+    hdr_len: int
+    gso_size: int
+    csum_start: int
+    csum_offset: int
+
+
+def parse_vnet(buf: bytes | bytearray | memoryview, offset: int = 0) -> VnetHdr:
+    """The virtio_net_hdr at ``offset`` of ``buf``."""
+    return VnetHdr(*VNET_HDR.unpack_from(buf, offset))
+
+
+def vnet_header(
+    gso_type: int = VIRTIO_NET_HDR_GSO_NONE,
+    gso_size: int = 0,
+    hdr_len: int = 0,
+    csum_start: int | None = None,
+    csum_offset: int = 0,
+) -> bytes:
+    """A virtio_net_hdr to send before a frame; with ``csum_start`` the frame's checksum at
+    ``csum_start + csum_offset`` is partial (VIRTIO_NET_HDR_F_NEEDS_CSUM)."""
+    flags = 0 if csum_start is None else VIRTIO_NET_HDR_F_NEEDS_CSUM
+    return VNET_HDR.pack(flags, gso_type, hdr_len, gso_size, csum_start or 0, csum_offset)
 
 
 class RxRing:
@@ -93,12 +180,26 @@ class RxRing:
     # traffic, and a frame waits up to timeout_ms. Measured: 64 blocks with 1 ms lost frames at
     # 20k packets/s (a 100 ms pause of the process overflowed it); 64 with 8 ms capped short
     # HTTP connections at 2k/s (8 ms per round trip). Many small blocks give both.
-    def __init__(self, block_size: int = 1 << 16, block_nr: int = 512, timeout_ms: int = 1) -> None:
+    #
+    # With ``vnet`` each frame carries a virtio_net_hdr before ``tp_mac`` and may be a 64 KiB
+    # GRO/GSO frame: a frame longer than a block (less its header) would be cut to fit
+    # (tp_snaplen < tp_len), so the caller sizes blocks for 64 KiB frames.
+    def __init__(
+        self,
+        block_size: int = 1 << 16,
+        block_nr: int = 512,
+        timeout_ms: int = 1,
+        vnet: bool = False,
+    ) -> None:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         self.block_size = block_size
         self.block_nr = block_nr
+        self.vnet = vnet
         try:
             self.sock.setsockopt(SOL_PACKET, _PACKET_VERSION, _TPACKET_V3)
+            if vnet:
+                # Before the ring: the kernel refuses it once a ring exists (EBUSY).
+                self.sock.setsockopt(SOL_PACKET, _PACKET_VNET_HDR, 1)
             # The frame size only matters for V1/V2; V3 packs frames of any size into blocks.
             req = struct.pack(
                 "<7I", block_size, block_nr, 2048, block_size // 2048 * block_nr, timeout_ms, 0, 0
@@ -165,6 +266,98 @@ class RxRing:
         self.sock.close()
 
 
+class RxRingV2:
+    """A TPACKET_V2 receive ring on one AF_PACKET socket (not yet bound): one status per frame.
+
+    Against :class:`RxRing` (V3): the kernel hands each frame over as soon as it is written
+    (``__packet_set_status`` per frame in ``tpacket_rcv``) and wakes ``poll`` for it, instead
+    of holding it in a block until the block is full or ``retire_blk_tov`` (at least 1 ms) has
+    passed. At low and medium rates that is the latency of every frame (a TCP handshake crosses
+    the director twice); under load the frames still come in batches, one ``poll`` for all
+    that arrived meanwhile.
+
+    Slots have a fixed size (``frame_size``): a bigger frame (a 64 KiB GRO/GSO frame with
+    ``vnet``) is cut to fit, and with ``PACKET_COPY_THRESH`` the kernel also queues the whole
+    frame on the socket and marks the slot ``TP_STATUS_COPY``: :meth:`read_copy` reads it (one
+    ``recv`` per big frame; the slot's cut copy is ignored).
+    """
+
+    def __init__(self, frame_size: int = 2048, frame_nr: int = 16384, vnet: bool = False) -> None:
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        self.frame_size = frame_size
+        self.frame_nr = frame_nr
+        self.vnet = vnet
+        self.copybuf = bytearray(0)
+        try:
+            self.sock.setsockopt(SOL_PACKET, _PACKET_VERSION, _TPACKET_V2)
+            if vnet:
+                self.sock.setsockopt(SOL_PACKET, _PACKET_VNET_HDR, 1)
+                self.sock.setsockopt(SOL_PACKET, _PACKET_COPY_THRESH, 1)
+                # Room for the queued whole frames (64 KiB each) while the loop is busy.
+                with contextlib.suppress(OSError):
+                    self.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, 16 << 20)
+                self.copybuf = bytearray(VNET_HDR_LEN + (1 << 16) + 64)
+            # Blocks of whole frames (a page multiple): frame i is at i * frame_size.
+            block_size = max(frame_size, 1 << 16)
+            per_block = block_size // frame_size
+            req = struct.pack("<4I", block_size, frame_nr // per_block, frame_size, frame_nr)
+            self.sock.setsockopt(SOL_PACKET, _PACKET_RX_RING, req)
+            self.sock.setsockopt(SOL_PACKET, _PACKET_IGNORE_OUTGOING, 1)
+            self.map = mmap.mmap(self.sock.fileno(), frame_size * frame_nr)
+        except OSError:
+            self.sock.close()
+            raise
+        self.view = memoryview(self.map)
+        self.index = 0  # the next frame to read
+        self.skipped = 0  # frames stepped over to catch up with the kernel (see ready())
+
+    def bind(self, ifname: str) -> None:
+        self.sock.bind((ifname, ETH_P_IP))
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def ready(self) -> int:
+        """Offset of the frame at the cursor if user space owns it, else -1.
+
+        As :meth:`RxRing.ready` does for blocks: if the frame after the cursor's is ready and
+        the cursor's still is not, the kernel went on without that slot (seen after the ring
+        had filled up: from then on it wrote every frame past a slot the reader waited on, and
+        the data plane stopped), so the cursor steps over it."""
+        view = self.view
+        offset = self.index * self.frame_size
+        if _U32.unpack_from(view, offset)[0] & TP_STATUS_USER:
+            return offset
+        following = (self.index + 1) % self.frame_nr
+        next_offset = following * self.frame_size
+        if _U32.unpack_from(view, next_offset)[0] & TP_STATUS_USER:
+            if _U32.unpack_from(view, offset)[0] & TP_STATUS_USER:
+                return offset
+            self.index = following
+            self.skipped += 1
+            return next_offset
+        return -1
+
+    def read_copy(self) -> int:
+        """Read the whole frame of a ``TP_STATUS_COPY`` slot into :attr:`copybuf`: its length
+        (virtio_net_hdr included), or -1 if none is queued."""
+        try:
+            return self.sock.recv_into(self.copybuf, 0, socket.MSG_DONTWAIT | socket.MSG_TRUNC)
+        except BlockingIOError:
+            return -1
+
+    def statistics(self) -> tuple[int, int]:
+        """(frames received, frames dropped because the ring was full) since the last call."""
+        raw = self.sock.getsockopt(SOL_PACKET, _PACKET_STATISTICS, 8)
+        packets, drops = struct.unpack("<2I", raw)
+        return packets, drops
+
+    def close(self) -> None:
+        self.view.release()
+        self.map.close()
+        self.sock.close()
+
+
 class TxRing:
     """A TPACKET_V2 transmit ring bound to one interface, bypassing the qdisc layer.
 
@@ -177,9 +370,16 @@ class TxRing:
     """
 
     def __init__(
-        self, ifname: str, frame_size: int = 2048, frame_nr: int = 1024, burst: int = 64
+        self,
+        ifname: str,
+        frame_size: int = 2048,
+        frame_nr: int = 1024,
+        burst: int = 64,
+        vnet: bool = False,
     ) -> None:
         self.ifname = ifname
+        self.vnet = vnet
+        self.big: socket.socket | None = None  # vnet: the socket for frames bigger than a slot
         # Frames per send(): a veth delivers each frame into its peer's per-CPU backlog
         # (netdev_max_backlog, 1000), emptied by the softirq between system calls; a longer burst
         # overflows it (ENOBUFS).
@@ -190,6 +390,9 @@ class TxRing:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
             self.sock.setsockopt(SOL_PACKET, _PACKET_VERSION, _TPACKET_V2)
+            if vnet:
+                # tpacket_snd then reads a virtio_net_hdr at the start of each slot's data.
+                self.sock.setsockopt(SOL_PACKET, _PACKET_VNET_HDR, 1)
             self.sock.setsockopt(SOL_PACKET, _PACKET_LOSS, 1)
             self.sock.setsockopt(SOL_PACKET, _PACKET_QDISC_BYPASS, 1)
             # A slot is free again only when the receiver has freed its skb; each frame in flight
@@ -205,7 +408,20 @@ class TxRing:
             self.map = mmap.mmap(self.sock.fileno(), frame_size * frame_nr)
             # Protocol 0: a transmit-only socket receives nothing.
             self.sock.bind((ifname, 0))
+            if vnet:
+                # A socket with a transmit ring sends only from the ring (packet_sendmsg), so
+                # big frames need a socket of their own.
+                # Not PACKET_QDISC_BYPASS: __dev_direct_xmit drops an skb that
+                # validate_xmit_skb had to segment (a device without TSO), while
+                # dev_queue_xmit sends the segments.
+                self.big = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+                self.big.setsockopt(SOL_PACKET, _PACKET_VNET_HDR, 1)
+                with contextlib.suppress(OSError):
+                    self.big.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, 4 << 20)
+                self.big.bind((ifname, 0))
         except OSError:
+            if self.big is not None:
+                self.big.close()
             self.sock.close()
             raise
         self.view = memoryview(self.map)
@@ -217,14 +433,23 @@ class TxRing:
         self.dropped = 0  # frames not queued: ring full of marked or in-flight slots, too big
         self.device_drops = 0  # send() refused with ENOBUFS (the kernel resends that frame)
         self.errors = 0  # send() failed otherwise (interface down or gone); frames stay marked
+        self.big_sent = 0  # vnet: frames sent through the big-frame socket
+        if vnet:
+            self.max_frame -= VNET_HDR_LEN
 
-    def put(self, header: bytes, packet: bytes | bytearray | memoryview) -> bool:
-        """Queue an Ethernet frame (``header`` + ``packet``); False if the ring is full or the
-        frame too big. :meth:`flush` sends what is queued."""
+    def put(
+        self, header: bytes, packet: bytes | bytearray | memoryview, vnet: bytes = VNET_NONE
+    ) -> bool:
+        """Queue an Ethernet frame (``header`` + ``packet``, after the virtio_net_hdr ``vnet``
+        on a ``vnet`` ring); False if the ring is full or the frame too big. :meth:`flush` sends
+        what is queued."""
         length = len(header) + len(packet)
         slot = self.index * self.frame_size
         view = self.view
-        if length > self.max_frame:
+        if length > self.max_frame or (vnet is not VNET_NONE and vnet[1]):
+            # Too big for a slot, or a GSO frame (gso_type, byte 1): the big-frame socket.
+            if self.big is not None:
+                return self._send_big(header, packet, vnet)
             self.dropped += 1
             return False
         # A full window (pending == frame_nr) puts index on head, a slot that may have been
@@ -241,9 +466,20 @@ class TxRing:
                 self.dropped += 1
                 return False
         start = slot + _TX_DATA
+        if self.vnet:
+            if vnet is VNET_NONE:
+                # hdr_len is how much of the frame tpacket_snd copies into the skb's head; the
+                # rest it maps from the ring's pages, which a veth must then copy again
+                # (skb_copy_ubufs, for frames crossing network namespaces) into freshly
+                # allocated pages. Asking for the whole frame saves that.
+                _VNET_LINEAR.pack_into(view, start, length)
+            else:
+                view[start : start + VNET_HDR_LEN] = vnet
+            start += VNET_HDR_LEN
+            length += VNET_HDR_LEN
         mid = start + len(header)
         view[start:mid] = header
-        view[mid : start + length] = packet
+        view[mid : slot + _TX_DATA + length] = packet
         # The length first, the status last: the kernel takes the slot once it sees the status.
         _U32.pack_into(view, slot + 4, length)
         _U32.pack_into(view, slot, _TP_STATUS_SEND_REQUEST)
@@ -252,6 +488,23 @@ class TxRing:
         self.queued += 1
         if self.queued >= self.burst:
             self.flush()
+        return True
+
+    def _send_big(self, header: bytes, packet: bytes | bytearray | memoryview, vnet: bytes) -> bool:
+        """A frame bigger than a slot (a GSO frame): one sendmsg, after what the ring holds."""
+        assert self.big is not None
+        self.flush()
+        try:
+            self.big.sendmsg((vnet, header, packet), (), socket.MSG_DONTWAIT)
+        except OSError as exc:
+            # ENOBUFS (the peer's backlog is full) as a drop: TCP retransmits the segments.
+            if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
+                self.device_drops += 1
+            else:
+                self.errors += 1
+            return False
+        self.big_sent += 1
+        self.sent += 1
         return True
 
     def flush(self) -> None:
@@ -305,6 +558,8 @@ class TxRing:
         self.view.release()
         self.map.close()
         self.sock.close()
+        if self.big is not None:
+            self.big.close()
 
 
 # -- classic BPF ------------------------------------------------------------------------------

@@ -70,11 +70,18 @@ class Daemon:
 def start_daemon(
     lab: Lab, log: Path, backend: str = "nfqueue", *extra: str, short: str = "d"
 ) -> Daemon:
-    """pylvsd in the foreground in namespace ``short``, ready when its control socket answers."""
+    """pylvsd in the foreground in namespace ``short``, ready when its control socket answers.
+
+    ``backend`` is a ``--backend`` name, or NAME-RUNTIME for ``--data-plane RUNTIME`` too
+    (``afpacket-cpython``: the suite's parameter, see conftest.py)."""
+    name, _, data_plane = backend.partition("-")
+    argv = ["--foreground", "--backend", name]
+    if data_plane:
+        argv += ["--data-plane", data_plane]
     out = log.open("w")
     proc = lab.popen(
         short,
-        pylvs_argv("pylvs.cli.pylvsd", "--foreground", "--backend", backend, *extra),
+        pylvs_argv("pylvs.cli.pylvsd", *argv, *extra),
         stdout=out,
         stderr=subprocess.STDOUT,
         cwd=REPO,

@@ -50,7 +50,8 @@ def _pylvsadm(lab: Lab, short: str, *args: str) -> subprocess.CompletedProcess[s
     return lab.run(short, pylvs_argv("pylvs.cli.pylvsadm", *args), check=False, cwd=REPO, text=True)
 
 
-def test_backup_learns_the_masters_connection(tmp_path: Path) -> None:
+def test_backup_learns_the_masters_connection(tmp_path: Path, backend: str) -> None:
+    """With afpacket the sync daemons run in the data-plane worker (PyPy where installed)."""
     with Lab() as lab:
         _lan(lab)
         lab.run(
@@ -60,8 +61,8 @@ def test_backup_learns_the_masters_connection(tmp_path: Path) -> None:
         )
         try:
             start_server(lab, "r1", "tcp")
-            master = start_daemon(lab, tmp_path / "master.log", "nfqueue", short="d")
-            backup = start_daemon(lab, tmp_path / "backup.log", "nfqueue", short="b")
+            master = start_daemon(lab, tmp_path / "master.log", backend, short="d")
+            backup = start_daemon(lab, tmp_path / "backup.log", backend, short="b")
             svc = ServiceSpec(protocol=IPPROTO_TCP, addr=VIP, port=PORT, scheduler="rr")
             for daemon in (master, backup):
                 daemon.ctl.add_service(svc)

@@ -14,6 +14,9 @@ from pylvs.bench import run as bench_run
 class _FakeLab:
     topo = type("T", (), {"vip": "203.0.113.10", "director_front": "192.0.2.1"})()
 
+    def __init__(self, offloads: bool = False) -> None:
+        self.offloads = offloads
+
     def __enter__(self) -> _FakeLab:
         return self
 
@@ -47,11 +50,24 @@ def test_default_out_reaches_nginx_as_an_absolute_path_and_failures_are_one_line
     monkeypatch.setattr(bench_run, "sweep", sweep)
     monkeypatch.setattr(bench_run, "start_nginx", start_nginx)
     monkeypatch.setattr(bench_run, "_targets", lambda quick: [])
+    monkeypatch.setattr(bench_run, "offloads", lambda lab: {"s0": []})
+
+    def iperf3(lab: Any, addr: str, seconds: int, streams: int) -> Any:
+        raise ValueError("iperf3: unable to connect to server")
+
+    def start_haproxy_tcp(lab: Any, workdir: Path) -> Any:
+        raise OSError("haproxy: cannot bind")
+
+    monkeypatch.setattr(bench_run, "iperf3", iperf3)
+    monkeypatch.setattr(bench_run, "start_haproxy_tcp", start_haproxy_tcp)
     args = bench_run.build_parser().parse_args([])
     assert bench_run.main(args) == 1
     assert seen and all(os.path.isabs(p) for p in seen)
     out = capsys.readouterr().out
     assert "kernel forward: failed: RuntimeError: trafgen exited with status 1\n" in out
     assert "failed: http haproxy tcp: OSError: nginx: [emerg] open() failed" in out
+    assert "failed: bulk kernel forward -P 4: ValueError: iperf3: unable to connect" in out
+    assert "failed: bulk haproxy tcp: OSError: haproxy: cannot bind" in out
+    assert "offloads on: none" in out
     assert "Traceback" not in out
     assert (tmp_path / "bench-results" / "bench.json").exists()

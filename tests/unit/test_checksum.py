@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import random
 import struct
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 
 from pylvs.core.checksum import (
+    _csum_int,
+    _csum_words,
     checksum,
     csum,
     csum_replace,
@@ -23,7 +29,7 @@ from pylvs.core.checksum import (
     update32,
     update128,
 )
-from pylvs.core.packet import parse_ip
+from pylvs.core.packet import Packet, parse_ip
 from pylvs.testing.packets import CIP, CIP6, RIP, VIP, VIP6, addr, tcp, udp
 
 
@@ -151,3 +157,42 @@ def test_fragment_checksum_refused() -> None:
     raw = bytes(IP(src=CIP, dst=VIP, flags="MF") / TCP())
     with pytest.raises(ValueError):
         l4_checksum(raw, parse_ip(raw))
+
+
+# -- the two implementations of csum (the PyPy one sums machine words) -------------------------
+
+
+@pytest.mark.parametrize("length", [*range(41), 1499, 1500, 9001])
+def test_word_sum_equals_the_integer_sum(length: int) -> None:
+    rng = random.Random(length)
+    for _ in range(10):
+        data = rng.randbytes(length + 3)
+        buffers = (data[:length], bytearray(data[:length]), memoryview(data)[3 : 3 + length])
+        for buf in buffers:
+            for initial in (0, 1, 0xFFFF, rng.getrandbits(130)):
+                assert _csum_words(buf, initial) == _csum_int(buf, initial)
+    # The cases where only the representation of zero tells them apart.
+    for data in (bytes(length), b"\xff" * length, b"\xff\xff" * (length // 2)):
+        assert _csum_words(data) == _csum_int(data) == reference_csum(data)
+
+
+@given(st.binary(max_size=200), st.integers(0, 2**140))
+def test_word_sum_property(data: bytes, initial: int) -> None:
+    assert _csum_words(data, initial) == _csum_int(data, initial)
+    assert _csum_words(memoryview(data)[1:], initial) == _csum_int(data[1:], initial)
+
+
+def test_ip_checksum_ok_reads_the_five_words_as_csum_would() -> None:
+    rng = random.Random(5)
+    headers = [bytes(20), b"\xff" * 20, b"\x45" + bytes(19)]
+    for _ in range(300):
+        header = bytearray(rng.randbytes(20))
+        header[0] = 0x45
+        if rng.random() < 0.5:
+            header[10:12] = b"\0\0"
+            header[10:12] = checksum(header).to_bytes(2, "big")
+        headers.append(bytes(header))
+    for header in headers:
+        framed = memoryview(b"\xaa" * 14 + header + b"payload")
+        p = cast(Packet, SimpleNamespace(version=4, l3=14, hlen=20))
+        assert ip_checksum_ok(framed, p) == (csum(header) == 0xFFFF), header.hex()

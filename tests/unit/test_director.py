@@ -182,6 +182,9 @@ def test_backend_refusals_and_sync_with_workers(routes: set[str]) -> None:
     with pytest.raises(IPVSError) as exc:
         group.start_daemon(DaemonSpec(state="master", mcast_ifn="lo"))
     assert exc.value.limit and "--workers 2" in exc.value.detail
+    # One worker (the data plane on PyPy): its sync daemons run in the worker.
+    one = EngineGroup(1)
+    assert Director(one, backend).sync is one.sync  # type: ignore[arg-type]
 
 
 def test_a_large_configuration_applies_with_one_update_of_each_kind(
@@ -226,3 +229,16 @@ def test_a_large_configuration_applies_with_one_update_of_each_kind(
     _apply(d, _cf(reversed_weights), mon)  # 2048 out, 2048 edited
     assert (len(backend.rule_updates), updates) == (2, 4)
     assert sorted(x.weight for x in d.services()[0].dests) == [9] * 2048
+
+
+def test_data_plane_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pylvs.daemon as daemon
+
+    monkeypatch.setattr(daemon, "pypy_runtime", lambda: "/opt/pypy")
+    assert daemon.data_plane_runtime("afpacket", "auto") == "/opt/pypy"
+    assert daemon.data_plane_runtime("afpacket", "cpython") is None
+    assert daemon.data_plane_runtime("nfqueue", "cpython") is None
+    monkeypatch.setattr(daemon, "pypy_runtime", lambda: None)
+    assert daemon.data_plane_runtime("afpacket", "auto") is None  # CPython where PyPy is missing
+    with pytest.raises(ValueError, match="no PyPy environment"):
+        daemon.data_plane_runtime("afpacket", "pypy")

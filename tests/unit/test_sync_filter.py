@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pylvs.core.sync import SyncConn, encode_message
-from pylvs.ha.sync import accepted_records
+from pylvs.io.sync import accepted_records
 
 
 def _conn(cport: int) -> SyncConn:

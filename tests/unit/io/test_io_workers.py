@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 from dataclasses import replace
 
 import pytest
@@ -50,3 +51,28 @@ def test_every_replicated_row_is_forwarded() -> None:
             assert callable(getattr(group, row.name))
     with pytest.raises(AttributeError):
         group.start_daemon  # noqa: B018 - not replicated: the director's sync manager refuses it
+
+
+def test_worker_log_records_reach_the_daemons_handlers(caplog: pytest.LogCaptureFixture) -> None:
+    """A worker's record crosses the log pipe with its level, text, pid and time."""
+    from pylvs.io.workers import WorkerLogs, _PipeLogHandler
+
+    logs = WorkerLogs()
+    try:
+        handler = _PipeLogHandler(logs.write_fd)
+        record = logging.LogRecord(
+            "pylvs.nfqueue", logging.WARNING, __file__, 1, "lost %d", (3,), None
+        )
+        record.process, record.created = 4242, 1000.0
+        handler.emit(record)
+        with caplog.at_level(logging.INFO):
+            logs.drain()
+        (got,) = [r for r in caplog.records if r.name == "pylvs.nfqueue"]
+        assert (got.levelno, got.getMessage(), got.process, got.created) == (
+            logging.WARNING,
+            "lost 3",
+            4242,
+            1000.0,
+        )
+    finally:
+        logs.close()

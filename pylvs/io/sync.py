@@ -41,6 +41,8 @@ log = logging.getLogger("pylvs.sync")
 # linux/in.h; the socket module does not export IP_MTU_DISCOVER.
 _IP_MTU_DISCOVER = 10
 _IP_PMTUDISC_DONT = 0
+# asm-generic/socket.h; PyPy's socket module does not export it.
+_SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 # Datagrams waiting for room in the socket's send buffer; beyond this the oldest are dropped
 # (the kernel bounds its queue the same way, sync_qlen_max).
 _BACKLOG_MAX = 1024
@@ -132,7 +134,7 @@ class SyncReceiver:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, info.mcast_ifn.encode())
+            sock.setsockopt(socket.SOL_SOCKET, _SO_BINDTODEVICE, info.mcast_ifn.encode())
             sock.bind((info.mcast_group, info.mcast_port))
             mreqn = struct.pack("4s4si", socket.inet_aton(info.mcast_group), bytes(4), ifindex)
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
@@ -169,31 +171,53 @@ class SyncReceiver:
         self.sock.close()
 
 
+def announce(info: DaemonInfo) -> None:
+    """The log line of a started daemon (start_sync_thread's)."""
+    log.info(
+        "sync thread started: state = %s, mcast_ifn = %s, syncid = %d, maxlen = %d, "
+        "group = %s, port = %d, ttl = %d",
+        info.state.upper(),
+        info.mcast_ifn,
+        info.syncid,
+        info.sync_maxlen,
+        info.mcast_group,
+        info.mcast_port,
+        info.mcast_ttl,
+    )
+
+
+def announce_stop(state: str) -> None:
+    log.info("stopping %s sync thread", state)
+
+
+def unknown_interface(name: str) -> None:
+    log.error("Unknown mcast interface: %s", name)
+
+
 class SyncManager:
-    """The sync daemons of one pylvsd: configuration in the engine, sockets here."""
+    """The sync daemons of one connection table: configuration in the engine, sockets here.
+
+    pylvsd holds one for its engine; with data-plane workers, every worker holds one
+    (:class:`pylvs.io.workers.GroupSync`) and ``quiet`` leaves the log lines to the daemon."""
 
     name = "sync"
 
-    def __init__(self, engine: Engine | None, refusal: str = "") -> None:
-        # None when the packets are handled by several worker processes, each with its own
-        # connection table: there is no single table to send or to fill; ``refusal`` says so.
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.refusal = refusal
         self.sender: SyncSender | None = None
         self.receiver: SyncReceiver | None = None
 
-    def start(self, spec: DaemonSpec) -> None:
+    def start(self, spec: DaemonSpec, quiet: bool = False) -> None:
         op = "start_daemon"
         engine = self.engine
-        if engine is None:
-            raise IPVSError(errno.EINVAL, op, self.refusal, limit=True)
         if ":" in spec.mcast_group:
             raise IPVSError(errno.EAFNOSUPPORT, op, "IPv6 sync groups are not supported")
         try:
             mtu = netcfg.link_info(spec.mcast_ifn).mtu
         except (netcfg.NetcfgError, OSError):
             # start_sync_thread: "Unknown mcast interface"
-            log.error("Unknown mcast interface: %s", spec.mcast_ifn)
+            if not quiet:
+                unknown_interface(spec.mcast_ifn)
             raise IPVSError(errno.ENODEV, op, f"unknown interface {spec.mcast_ifn!r}") from None
         engine.start_daemon(spec, mtu)
         info = engine.sync_daemons[spec.state]
@@ -206,21 +230,10 @@ class SyncManager:
             engine.stop_daemon(spec.state)
             err = getattr(exc, "errno", None) or errno.EIO
             raise IPVSError(err, op, str(getattr(exc, "strerror", None) or exc)) from None
-        log.info(
-            "sync thread started: state = %s, mcast_ifn = %s, syncid = %d, maxlen = %d, "
-            "group = %s, port = %d, ttl = %d",
-            spec.state.upper(),
-            info.mcast_ifn,
-            info.syncid,
-            info.sync_maxlen,
-            info.mcast_group,
-            info.mcast_port,
-            info.mcast_ttl,
-        )
+        if not quiet:
+            announce(info)
 
-    def stop(self, state: str) -> None:
-        if self.engine is None:
-            raise IPVSError(errno.ESRCH, "stop_daemon")
+    def stop(self, state: str, quiet: bool = False) -> None:
         self.engine.stop_daemon(state)
         if state == "master" and self.sender is not None:
             self.sender.close()
@@ -228,10 +241,11 @@ class SyncManager:
         elif state == "backup" and self.receiver is not None:
             self.receiver.close()
             self.receiver = None
-        log.info("stopping %s sync thread", state)
+        if not quiet:
+            announce_stop(state)
 
     def daemons(self) -> list[DaemonInfo]:
-        return self.engine.daemons() if self.engine is not None else []
+        return self.engine.daemons()
 
     # -- Component ----------------------------------------------------------------------------
 
@@ -242,13 +256,13 @@ class SyncManager:
 
     def deadline(self) -> float | None:
         """When the master's buffer must go out next (0: full messages wait)."""
-        master = self.engine.sync_master if self.engine is not None else None
+        master = self.engine.sync_master
         if master is None or self.sender is None:
             return None
         return master.next_deadline()
 
     def ready(self, fd: int, events: int, now: float) -> None:
-        if self.receiver is not None and self.engine is not None:
+        if self.receiver is not None:
             self.receiver.receive(self.engine, now)
 
     def due(self, now: float) -> None:
@@ -256,7 +270,7 @@ class SyncManager:
 
     def flush(self, now: float) -> None:
         """Send the master's full messages, and the current one once it is 2 s old."""
-        master = self.engine.sync_master if self.engine is not None else None
+        master = self.engine.sync_master
         if master is None or self.sender is None:
             return
         # Called with nothing new too: a backlog left by a full socket buffer goes out then.
@@ -273,5 +287,5 @@ class SyncManager:
 
     def close(self) -> None:
         for state in ("master", "backup"):
-            if self.engine is not None and state in self.engine.sync_daemons:
-                self.stop(state)
+            if state in self.engine.sync_daemons:
+                self.stop(state, quiet=True)
