@@ -307,8 +307,17 @@ class EngineGroup:
             fds = (child.fileno(), self.logs.write_fd)
             argv = [self.runtime, "-m", "pylvs.io.workers", *map(str, fds)]
             try:
-                # close_fds: only the pipes' ends are inherited, never the control socket
-                proc = subprocess.Popen(argv, pass_fds=fds, close_fds=True)
+                # close_fds: only the pipes' ends are inherited, never the control socket; and
+                # no standard stream of pylvsd's (a detaching pylvsd's caller waits for their
+                # end): the worker logs through its pipe.
+                proc = subprocess.Popen(
+                    argv,
+                    pass_fds=fds,
+                    close_fds=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             except OSError as exc:
                 raise OSError(exc.errno or errno.EIO, f"{self.runtime}: {exc.strerror}") from None
             child.close()
@@ -565,6 +574,15 @@ class WorkerLogs:
 
 def _spawned_main(fd: int, log_fd: int) -> int:
     """``python -m pylvs.io.workers FD LOGFD``: a worker started on another interpreter."""
+    _log_to_pipe(log_fd)  # its standard streams go nowhere
+    try:
+        return _spawned_worker(fd, log_fd)
+    except BaseException:
+        log.exception("data-plane worker failed")
+        return 1
+
+
+def _spawned_worker(fd: int, log_fd: int) -> int:
     conn = Connection(fd)
     plane_args = conn.recv()
     # The first message names the data plane: ("nfqueue", ARGS) or ("afpacket", ARGS), or is
