@@ -52,6 +52,7 @@ from pylvs.core.control import DaemonSpec, IPVSError
 from pylvs.core.engine import Engine
 from pylvs.ctl import DEFAULT_SOCKET, ControlServer
 from pylvs.director import Director
+from pylvs.health.kamonitor import KaMonitor
 from pylvs.health.monitor import DEFAULT_WORKERS, HealthMonitor
 from pylvs.io import netcfg
 from pylvs.io.afpacket import AfpacketBackend
@@ -63,6 +64,7 @@ from pylvs.routes import RouteTracker
 
 if TYPE_CHECKING:
     from pylvs.ha.heartbeat import HeartbeatService
+    from pylvs.ha.vrrp import SyncdPlan, VRRPService
 
 __all__ = ["Daemon", "DaemonError", "DaemonOptions", "data_plane_runtime", "runtime"]
 
@@ -101,7 +103,9 @@ class DaemonOptions:
     backend: str = "nfqueue"
     workers: int = 1
     queue_num: int = 0
-    queue_bypass: bool = True
+    # --queue-bypass (fail open); None: decided by what runs: fail closed with --ha or a
+    # keepalived.conf's vrrp_instance (an HA pair, see Daemon._queue_bypass), else fail open.
+    queue_bypass: bool | None = None
     ifaces: Sequence[str] = field(default_factory=tuple)
     strict_routes: bool = False
     check_workers: int = DEFAULT_WORKERS
@@ -273,7 +277,7 @@ class Daemon:
             self.backend = NfqueueBackend(
                 self.engine,
                 queue_num=options.queue_num,
-                bypass=options.queue_bypass,
+                bypass=options.queue_bypass if options.queue_bypass is not None else not options.ha,
                 ifaces=options.ifaces,
             )
         self.director = Director(
@@ -289,8 +293,13 @@ class Daemon:
             reload=self._ask_reload,
             batch=self.director.batch,
         )
+        # keepalived.conf: keepalived's checkers instead of ldirectord's (pylvs.health.kamonitor).
+        self.kahealth = KaMonitor(
+            self.director, self.loop, workers=options.check_workers, batch=self.director.batch
+        )
         self.control: ControlServer | None = None
         self.ha: HeartbeatService | None = None
+        self.vrrp: VRRPService | None = None  # a keepalived.conf's vrrp_instances
         self.config_path = options.config  # the file applied (ldirectord::FILE may change it)
         self.logfile = _LogFile()
         self.running = True
@@ -310,10 +319,11 @@ class Daemon:
                 extra={
                     "ping": lambda: "pong",
                     "status": self.status,
-                    "health": self.health.rows,
+                    "health": lambda: self.health.rows() + self.kahealth.rows(),
                     "ha-status": self._ha_status,
                     "ha-standby": self._ha_standby,
                     "ha-takeover": self._ha_takeover,
+                    "vrrp-status": self._vrrp_status,
                 },
             )
         except OSError as exc:
@@ -338,6 +348,7 @@ class Daemon:
             self.director.sync,
             routes,
             self.health,
+            self.kahealth,
             Timer("engine", _TICK, self.engine.tick),
         ):
             self.loop.add(component)
@@ -391,6 +402,8 @@ class Daemon:
         with self.director.batch():
             self.health.stop()
             self.health.apply(Config(source=path))
+            # A keepalived.conf: its checkers stop too (keepalived's clear_services).
+            self.kahealth.stop()
         self.config_path = None
         log.info("heartbeat resource ldirectord::%s stopped", path)
 
@@ -436,13 +449,114 @@ class Daemon:
         except ValueError as exc:
             raise IPVSError(errno.EINVAL, "ha-takeover", str(exc)) from None
 
+    def _queue_bypass(self, config: Config) -> None:
+        """Without --queue-bypass/--no-queue-bypass: fail closed when this node is one of an HA
+        pair (--ha, or a keepalived.conf with vrrp_instances). A killed node keeps its VIPs
+        (as keepalived killed with -9 does) until the peer takes over; with --queue-bypass its
+        kernel would accept the clients' packets for the VIP, find no socket and answer with
+        resets, killing the connections the peer has synced (lvs_sync_daemon)."""
+        if self.options.queue_bypass is not None or not isinstance(self.backend, NfqueueBackend):
+            return
+        ka = config.keepalived
+        bypass = not (self.options.ha or (ka is not None and bool(ka.vrrp_instances)))
+        if bypass == self.backend.bypass:
+            return
+        self.backend.bypass = bypass
+        log.info("queue rules %s", "fail open (--queue-bypass)" if bypass else "fail closed")
+        services = self.engine.services()
+        if services:
+            try:
+                self.backend.set_services(services)
+            except BackendError as exc:
+                message = f"cannot update the packet rules: {exc}"
+                raise IPVSError(errno.EIO, "apply", message) from None
+
     def _apply(self, config: Config, reloading: bool = False) -> None:
         self.logfile.apply(config.logfile, os.path.basename(config.source))
         _tell(config)
+        self._queue_bypass(config)
         if config.timeouts is not None:
             self.director.set_timeouts(config.timeouts)
         with self.director.batch():
-            self.health.apply(config, reloading)
+            if config.keepalived is not None:
+                self.health.apply(Config(source=config.source), reloading)
+                self.kahealth.apply(config, reloading)
+            else:
+                self.kahealth.apply(None)
+                self.health.apply(config, reloading)
+        self._apply_vrrp(config)
+
+    # -- VRRP (pylvs.ha.vrrp): a keepalived.conf's vrrp_instances -----------------------------
+
+    def _apply_vrrp(self, config: Config) -> None:
+        """Start, reload or stop the VRRP service as the applied keepalived.conf says."""
+        from pylvs.ha.vrrp import VRRPConfigError, VRRPService
+
+        ka = config.keepalived
+        wanted = ka is not None and bool(ka.vrrp_instances)
+        try:
+            if ka is not None and wanted and self.vrrp is not None:
+                self.vrrp.reload(ka)
+            elif ka is not None and wanted:
+                self.vrrp = VRRPService(ka, syncd=self._vrrp_syncd)
+                self.vrrp.start()
+                self.loop.add(self.vrrp)
+            elif self.vrrp is not None:
+                self._vrrp_shutdown()
+        except (VRRPConfigError, OSError) as exc:
+            raise DaemonError(f"VRRP: {exc}") from None
+
+    def _vrrp_syncd(self, event: str, plan: SyncdPlan) -> None:
+        """lvs_sync_daemon following its VRRP instance (called from the VRRP thread)."""
+        self.loop.call_soon(self._vrrp_syncd_on_loop, event, plan)
+
+    def _vrrp_syncd_on_loop(self, event: str, plan: SyncdPlan) -> None:
+        running = {d.state for d in self.director.daemons()}
+        try:
+            if event == "start" and not running:
+                # vrrp_init_state: the backup daemon, with the configured parameters
+                self.director.start_daemon(
+                    DaemonSpec(
+                        "backup",
+                        plan.interface,
+                        plan.syncid,
+                        plan.maxlen,
+                        plan.group,
+                        plan.port,
+                        plan.ttl,
+                    )
+                )
+            elif event in ("master", "backup"):
+                self.sync_swap(event, "start")  # ipvs_syncd_master / ipvs_syncd_backup
+            elif event == "stop":
+                for state in running:
+                    self.director.stop_daemon(state)
+        except IPVSError as exc:
+            log.error("lvs_sync_daemon %s: %s", event, exc)
+        log.info(
+            "lvs_sync_daemon: %s (%s)",
+            event,
+            ", ".join(sorted(d.state for d in self.director.daemons())) or "none running",
+        )
+
+    def _vrrp_status(self) -> dict[str, Any]:
+        if self.vrrp is None:
+            raise IPVSError(errno.ENOENT, "vrrp", "no vrrp_instance configured")
+        return self.vrrp.vrrp_status()
+
+    def _vrrp_shutdown(self, timeout: float = 5.0) -> None:
+        """keepalived's stop: priority 0 from the masters, addresses removed, notify_stop; the
+        loop keeps running meanwhile (the sync daemons stop on it)."""
+        vrrp = self.vrrp
+        if vrrp is None:
+            return
+        vrrp.begin_shutdown()
+        deadline = time.monotonic() + timeout
+        while not vrrp.stopped.is_set() and time.monotonic() < deadline:
+            self.loop.run_once(max_wait=0.05)
+        self.loop.remove(vrrp)
+        vrrp.close()
+        self.vrrp = None
 
     def _ask_reload(self) -> None:
         self._reload = True
@@ -498,6 +612,8 @@ class Daemon:
                     self.reload()
             if self.ha is not None:
                 self._ha_handover()
+            if self.vrrp is not None:
+                self._vrrp_shutdown()
         finally:
             signal.set_wakeup_fd(-1)
         log.info("pylvsd stopping: removing rules")
@@ -522,9 +638,13 @@ class Daemon:
             # ldirectord's stop (cleanstop): the data plane goes with pylvsd in any case.
             with self.director.batch():
                 self.health.stop()
+                self.kahealth.stop()
         except Exception as exc:  # never keep the rules because of a failed purge
             log.error("stopping the health checks: %s", exc)
         self.loop.close()  # closes every component added (backend: its rules go)
+        if self.vrrp is not None and self.vrrp not in self.loop.components:
+            self.vrrp.close()
+        self.vrrp = None
         if self.ha is not None and self.ha not in self.loop.components:
             self.ha.close()
         self.ha = None

@@ -63,16 +63,18 @@ def add_lab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "A real server: its servers are stopped (connections refused) or, with --hang, "
             "frozen (accepted, never answered); the health checks take it out. A director of "
-            "a heartbeat lab (farm): --how kill (default) kills its pylvsd with SIGKILL, "
-            "leaving the VIP configured on it as a crashed heartbeat does; --how link pulls "
-            "its cables (its switch ports go down: a partition). Returns once another "
-            "director has taken the VIP over."
+            "a heartbeat or keepalived lab (farm, farmka): --how kill (default) kills its "
+            "pylvsd with SIGKILL, leaving the VIP configured on it as a crashed heartbeat or "
+            "keepalived does; --how term stops it with SIGTERM (it hands the VIP over: "
+            "heartbeat releases its resources, VRRP sends a priority-0 advertisement); --how "
+            "link pulls its cables (its switch ports go down: a partition). Returns once "
+            "another director has taken the VIP over."
         ),
     )
     q.add_argument("node")
     q.add_argument("--hang", action="store_true", help="real server: freeze the servers instead")
     q.add_argument(
-        "--how", choices=runner.DIRECTOR_FAILURES, help="director: kill (default) or link"
+        "--how", choices=runner.DIRECTOR_FAILURES, help="director: kill (default), term or link"
     )
     q.set_defaults(lab_func=_cmd_fail)
 
@@ -168,19 +170,43 @@ def _cmd_fail(args: argparse.Namespace) -> int:
 
 def _print_director_failure(scenario: Scenario, result: runner.FailResult) -> None:
     node = result.node
+    ha = "keepalived" if scenario.vrrp is not None else "heartbeat"
     if result.how == "kill":
         left = (
-            f"; like a crashed heartbeat it leaves the VIP configured on {node}"
+            f"; like a crashed {ha} it leaves the VIP configured on {node}"
             if result.had_vip
             else ""
         )
         print(f"{node}: pylvsd (pid {result.pid}) killed with SIGKILL{left}")
+    elif result.how == "term":
+        gave = (
+            "it sent a priority-0 advertisement and removed the VIP"
+            if scenario.vrrp is not None
+            else "heartbeat released its resources"
+        )
+        print(f"{node}: pylvsd (pid {result.pid}) stopped with SIGTERM: {gave}")
     else:
         print(f"{node}: cables pulled (switch ports {', '.join(result.ports)} down): a partition")
+        if result.vrrp_state == "FAULT" and scenario.vrrp is not None:
+            iface = scenario.vip_interface_of(scenario.node(node))
+            print(
+                f"{node}'s {iface.name if iface else 'interface'} has no carrier: VRRP put "
+                f"{scenario.vrrp.instance} in FAULT state and removed the VIP (keepalived tracks "
+                "the instance's interface)"
+            )
     if result.takeover_s is not None:
+        how = "heartbeat's deadtime, then IPaddr2 and gratuitous ARP"
+        if result.how == "term":
+            how = "heartbeat's hand-over, then IPaddr2 and gratuitous ARP"
+        if scenario.vrrp is not None:
+            how = (
+                "the priority-0 advertisement, then skew time"
+                if result.how == "term"
+                else "VRRP's master down interval"
+            ) + ", then the VIP and gratuitous ARP"
         print(
             f"{result.holder} took the VIP {scenario.vip} over {result.takeover_s:.2f} s later "
-            "(heartbeat's deadtime, then IPaddr2 and gratuitous ARP)"
+            f"({how})"
         )
     else:
         print(f"{node} did not hold the VIP: nothing to take over (VIP on {result.holder})")
@@ -188,22 +214,37 @@ def _print_director_failure(scenario: Scenario, result: runner.FailResult) -> No
         print(
             f"the VIP is configured on {' and '.join(result.holders)}: {node}'s copy is stale, "
             "nothing released it; the router follows the new holder's gratuitous ARP "
-            "(heartbeat's answer to a node that may still answer is STONITH)"
+            + (
+                "(keepalived removes such a leftover when it starts again)"
+                if scenario.vrrp is not None
+                else "(heartbeat's answer to a node that may still answer is STONITH)"
+            )
         )
     elif len(result.holders) > 1:
         print(
             f"the VIP is configured on {' and '.join(result.holders)}: a split brain, harmless "
-            f"while {node} is cut off (heartbeat's answer is STONITH)"
+            f"while {node} is cut off "
+            + (
+                "(keepalived's answers: track_interface, a vrrp_script)"
+                if scenario.vrrp is not None
+                else "(heartbeat's answer is STONITH)"
+            )
         )
-    print(f"`pylvs lab heal {node}` undoes it; see `pylvs ha --netns {result.holder} status`")
+    tool = "vrrp" if scenario.vrrp is not None else "ha"
+    print(f"`pylvs lab heal {node}` undoes it; see `pylvs {tool} --netns {result.holder} status`")
 
 
 def _cmd_heal(args: argparse.Namespace) -> int:
     result = runner.heal(args.prefix, args.node)
     if isinstance(result, runner.HealResult):
+        _state, scenario = runner.running_scenario(args.prefix)
+        partition = "both sides restarted heartbeat"
+        if scenario.vrrp is not None:
+            partition = f"{args.node}'s interfaces are up again, VRRP left the FAULT state"
         done = {
             "kill": f"pylvsd started again (pid {result.pid})",
-            "link": "cables plugged back; both sides restarted heartbeat",
+            "term": f"pylvsd started again (pid {result.pid})",
+            "link": f"cables plugged back; {partition}",
         }[result.how]
         removed = f", stale VIP removed ({', '.join(result.removed)})" if result.removed else ""
         print(f"{args.node}: {done}{removed}")

@@ -20,6 +20,7 @@ from pylvs.cli.ha import add_ha
 from pylvs.cli.health import add_health
 from pylvs.cli.lab import add_lab
 from pylvs.cli.top import add_top
+from pylvs.cli.vrrp import add_vrrp
 from pylvs.io import netcfg
 from pylvs.io.ipipdecap import DEFAULT_TUN_NAME, IpipDecapsulator
 
@@ -99,6 +100,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     add_top,
     add_health,
     add_ha,
+    add_vrrp,
     add_bench,
 ]
 

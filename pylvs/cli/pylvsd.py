@@ -123,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=(
             "fail open: the kernel accepts queued packets when pylvsd is not running (the "
-            "default without --ha; with --ha the default is to fail closed, so that a dead "
-            "node's kernel does not reset the connections its peer takes over)"
+            "default without --ha or a keepalived.conf's vrrp_instance; with them the default is "
+            "to fail closed, so that a dead node's kernel does not reset the connections its "
+            "peer takes over)"
         ),
     )
     p.add_argument(
@@ -286,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend=args.backend,
         workers=args.workers,
         queue_num=args.queue_num,
-        queue_bypass=args.queue_bypass if args.queue_bypass is not None else not args.ha,
+        queue_bypass=args.queue_bypass,  # None: the daemon decides (Daemon._queue_bypass)
         ifaces=tuple(args.iface),
         strict_routes=args.strict_routes,
         check_workers=args.check_workers,

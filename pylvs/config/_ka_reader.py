@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .model import ConfigError
 
-__all__ = ["MAX_INCLUDE_DEPTH", "Node", "read_tree"]
+__all__ = ["MAX_INCLUDE_DEPTH", "Node", "quoted_escaped", "read_tree"]
 
 # keepalived has no limit but loops forever on a self-include; 32 levels is far beyond any use.
 MAX_INCLUDE_DEPTH = 32
@@ -47,6 +47,9 @@ class Node:
     file: str
     line: int
     block: list[Node] | None = None
+    # The decommented line (None when braces cut it into several nodes): keepalived re-reads
+    # script lines from it with quotes and escapes (alloc_strvec_quoted_escaped).
+    raw: str | None = None
 
     @property
     def keyword(self) -> str:
@@ -58,6 +61,7 @@ class _Segment:
     words: list[str]
     file: str
     line: int
+    raw: str | None = None
 
 
 def _decomment(text: str, fail: _Fail) -> str:
@@ -90,6 +94,80 @@ def _decomment(text: str, fail: _Fail) -> str:
         # A trailing backslash stays, glued to the last word (decomment's "cont").
         return result[:-1].rstrip(" \t") + "\\"
     return result.rstrip(" \t")
+
+
+_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "E": "\x1b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+}
+_HEX = "0123456789abcdefABCDEF"
+
+
+def quoted_escaped(text: str) -> list[str] | None:
+    """keepalived ``alloc_strvec_quoted_escaped``, how script lines are read (the line, then
+    the script string again): words split at blanks; ``"..."`` and ``'...'`` quote (adjacent
+    text joins the word); a backslash escapes the next character, inside quotes too (``\\n``,
+    ``\\t``, ``\\xHH``, ``\\cX``, ``\\NNN`` octal ...; any other character stands for
+    itself). None for an unterminated quote or a trailing backslash (keepalived ignores the
+    script)."""
+    words: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i] in " \t\f\v\r\n":
+            i += 1
+        if i >= n:
+            break
+        out: list[str] = []
+        quote = ""
+        while i < n:
+            c = text[i]
+            if c == "\\":
+                i += 1
+                if i >= n:
+                    return None
+                c = text[i]
+                if c == "x" and i + 1 < n and text[i + 1] in _HEX:
+                    j = i + 1
+                    while j < n and text[j] in _HEX:
+                        j += 1
+                    out.append(chr(int(text[i + 1 : j], 16) & 0xFF))
+                    i = j
+                elif c == "c" and i + 1 < n:
+                    out.append(chr(ord(text[i + 1]) & 0x1F))
+                    i += 2
+                elif "0" <= c <= "7":
+                    j = i
+                    while j < n and j < i + 3 and "0" <= text[j] <= "7":
+                        j += 1
+                    out.append(chr(int(text[i:j], 8) & 0xFF))
+                    i = j
+                else:
+                    out.append(_ESCAPES.get(c, c))
+                    i += 1
+            elif quote:
+                if c == quote:
+                    quote = ""
+                else:
+                    out.append(c)
+                i += 1
+            elif c in "\"'":
+                quote = c
+                i += 1
+            elif c in " \t\f\v\r\n":
+                break
+            else:
+                out.append(c)
+                i += 1
+        if quote:
+            return None
+        words.append("".join(out))
+    return words
 
 
 class _Fail:
@@ -193,8 +271,9 @@ class _Reader:
                 pattern = line.split(None, 1)[1].strip()
                 yield from self.include(path, number, pattern, depth)
                 continue
-            for words in _split(line, fail):
-                yield _Segment(words, path, number)
+            parts = _split(line, fail)
+            for words in parts:
+                yield _Segment(words, path, number, line if len(parts) == 1 else None)
 
     def include(self, path: str, line: int, pattern: str, depth: int) -> Iterator[_Segment]:
         if depth >= MAX_INCLUDE_DEPTH:
@@ -238,7 +317,7 @@ def read_tree(
                 raise ConfigError(seg.file, seg.line, "Extra '}' found")
             stack.pop()
         else:
-            current.append(Node(seg.words, seg.file, seg.line))
+            current.append(Node(seg.words, seg.file, seg.line, raw=seg.raw))
     if len(stack) > 1:
         missing = len(stack) - 1
         owner = stack[1][1]

@@ -35,6 +35,7 @@ __all__ = [
     "SmtpHost",
     "SorryServer",
     "TcpCheck",
+    "TrackFile",
     "TrackedInterface",
     "TrackedScript",
     "UdpCheck",
@@ -88,6 +89,7 @@ class GlobalDefs:
     smtp_alert_vrrp: bool | None = None
     smtp_alert_checker: bool | None = None
     enable_script_security: bool = False
+    checker_log_all_failures: bool = False  # every checker's log_all_failures
     script_user: str | None = None
     script_group: str | None = None
     default_interface: str | None = None
@@ -239,13 +241,34 @@ class PingCheck(Checker):
 
 @dataclass
 class FileCheck(Checker):
-    """FILE_CHECK: the value in a ``track_file`` file sets the real server up/down (0 = up)
-    or, with ``weight``, its weight."""
+    """FILE_CHECK (check_file.c): follows the top-level ``track_file`` of that name. With
+    ``weight`` 0 a non-zero value in the file is down (with ``reverse``: a zero value); else the
+    value * ``weight`` (negated with ``reverse``) is added to the real server's weight.
+    ``weight`` None: the track_file's weight and reverse."""
 
     kind: str = "FILE_CHECK"
     track_file: str = ""
     weight: int | None = None
     reverse: bool = False
+
+
+@dataclass
+class TrackFile:
+    """A top-level ``track_file NAME { file PATH; weight N [reverse]; init_file [VALUE]
+    [overwrite] }`` (trackers/track_file.c): a file holding an integer that FILE_CHECKs (and
+    VRRP instances) follow. ``weight`` (-254..254, default 1) and ``reverse`` are the defaults of
+    the checkers that name it; ``init_file``: write ``init_value`` at start when the file does
+    not exist, or always (but not on a reload) with ``overwrite``."""
+
+    name: str
+    path: str = ""
+    weight: int = 1
+    reverse: bool = False
+    init_file: bool = False
+    init_value: int = 0
+    init_overwrite: bool = False
+    line: int = 0
+    file: str = ""
 
 
 @dataclass
@@ -506,6 +529,7 @@ class KeepalivedConfig:
     vrrp_instances: list[VrrpInstance] = field(default_factory=list)
     vrrp_sync_groups: list[VrrpSyncGroup] = field(default_factory=list)
     vrrp_scripts: dict[str, VrrpScript] = field(default_factory=dict)
+    track_files: dict[str, TrackFile] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)

@@ -45,7 +45,7 @@ from pylvs.core.service import (
     TunType,
 )
 
-from ._ka_reader import Node, read_tree
+from ._ka_reader import Node, quoted_escaped, read_tree
 from ._resolve import MAX_RANGE, MAX_REALS, MAX_TIMEOUT
 from .kamodel import (
     AuthConfig,
@@ -67,6 +67,7 @@ from .kamodel import (
     TcpCheck,
     TrackedInterface,
     TrackedScript,
+    TrackFile,
     UdpCheck,
     UnicastPeer,
     VirtualAddress,
@@ -130,8 +131,8 @@ _ROOT_UNUSED = frozenset(
     {
         "linkbeat_use_polling", "net_namespace", "net_namespace_ipvs", "namespace_with_ipsets",
         "use_pid_dir", "instance", "child_wait_time", "SSL", "static_ipaddress",
-        "static_routes", "static_rules", "vrrp_track_process", "track_file", "vrrp_track_file",
-        "garp_group", "bfd_instance", "track_group",
+        "static_routes", "static_rules", "vrrp_track_process", "garp_group", "bfd_instance",
+        "track_group",
     }
 )  # fmt: skip
 
@@ -140,7 +141,7 @@ _GLOBAL_UNUSED = frozenset(
         "process_names", "process_name", "vrrp_process_name", "checker_process_name",
         "lvs_process_name", "bfd_process_name", "startup_script", "startup_script_timeout",
         "shutdown_script", "shutdown_script_timeout", "max_auto_priority",
-        "min_auto_priority_delay", "checker_log_all_failures", "no_email_faults",
+        "min_auto_priority_delay", "no_email_faults",
         "disable_local_igmp", "vrrp_garp_extra_if", "vrrp_vmac_garp_intvl", "vrrp_iptables",
         "vrrp_ipsets", "nftables", "nftables_priority", "nftables_ifindex", "nftables_ipvs",
         "nftables_ipvs_priority", "nftables_ipvs_start_fwmark", "nftables_counters",
@@ -222,6 +223,30 @@ def _fill(problem: str, value: str) -> str:
     the message by an f-string may contain ``{v}`` themselves)."""
     head, sep, tail = problem.rpartition("{v}")
     return head + value + tail if sep else problem
+
+
+# Keywords read and checked as keepalived checks them (with its errors and warnings) that pylvs
+# does not act on: `--check` lists them with the keywords it skips (``KeepalivedConfig.unused``).
+CHECKED_NOT_RUN = frozenset(
+    {
+        "use_vmac",  # no macvlan in this kernel: the interface's own MAC is used
+        "vmac_xmit_base",
+        "accept",
+        "no_accept",
+        "vrrp_garp_interval",
+        "vrrp_min_garp",
+        "notification_email",  # no e-mail alerts
+        "notification_email_from",
+        "smtp_server",
+        "smtp_connect_timeout",
+        "smtp_alert",
+        "smtp_alert_vrrp",
+        "smtp_alert_checker",
+        "ha_suspend",
+        "lvs_flush",  # pylvsd starts with an empty table and removes what it added at stop
+        "lvs_flush_onstop",
+    }
+)
 
 
 class _Parser:
@@ -328,6 +353,8 @@ class _Parser:
             handler = table.get(child.keyword)
             if handler is not None:
                 handler(child, obj)
+                if child.keyword in CHECKED_NOT_RUN:
+                    self.cfg.unused.append(f"{child.file}:{child.line}: {child.keyword}")
             elif child.keyword in unused and extra is not None:
                 self.keep(child, extra)
             else:
@@ -374,9 +401,20 @@ class _Parser:
                 self.fail(
                     n, f"({owner}) {n.keyword} script already specified - ignoring {n.words[1:]}"
                 )
-            setattr(obj, attr, self.rest(n))
+            setattr(obj, attr, self.script_text(n))
 
         return h
+
+    def script_text(self, n: Node) -> str:
+        """A notify script line as keepalived's ``notify_script_init`` reads it: the line
+        again with quotes and escapes (``"/bin/sh -c \\"exit 0\\""``); the script string is the
+        second word; a ``USER [GROUP]`` after it is reported as not used."""
+        words = quoted_escaped(n.raw) if n.raw is not None else None
+        if not words or len(words) < 2:
+            return self.rest(n)
+        if len(words) > 2:
+            self.warn(n, f"{n.keyword}: user/group {' '.join(words[2:])} not used by pylvs")
+        return words[1]
 
     def written_timer(
         self, key: str, low: float, problem: str, high: float = TIMER_MAXIMUM
@@ -421,6 +459,8 @@ class _Parser:
                 self.vrrp_sync_group(n)
             elif kw == "vrrp_script":
                 self.vrrp_script(n)
+            elif kw in ("track_file", "vrrp_track_file"):
+                self.track_file(n)
             elif kw in _ROOT_UNUSED or kw in _GLOBAL_UNUSED:
                 self.keep(n, self.cfg.extra)
             else:
@@ -446,6 +486,7 @@ class _Parser:
                 "smtp_alert_checker", "Invalid value '{v}' for smtp_alert_checker"
             ),
             "enable_script_security": self.set_flag("enable_script_security"),
+            "checker_log_all_failures": self.set_flag("checker_log_all_failures"),
             "script_user": self.g_script_user,
             "default_interface": self.set_str("default_interface"),
             "dynamic_interfaces": self.set_flag("dynamic_interfaces"),
@@ -1035,6 +1076,12 @@ class _Parser:
             self.fail(n, "No script path has been specified for MISC_CHECKER - skipping")
         if isinstance(c, FileCheck) and not c.track_file:
             self.fail(n, "FILE_CHECK has no track_file specified - ignoring")
+        if isinstance(c, FileCheck) and c.track_file not in self.cfg.track_files:
+            # check_file.c track_file_handler: the track_file block must come first; the
+            # checker is then dropped (file_end_handler). pylvs keeps it in the model and the
+            # checker component ignores it.
+            self.warn(n, f"track_file {c.track_file} not found")
+            self.warn(n, "FILE_CHECK has no track_file specified - ignoring")
         if isinstance(c, BfdCheck) and not c.name:
             self.fail(n, "BFD_CHECK has no name specified - ignoring")
         if isinstance(c, HttpCheck) and not c.urls:
@@ -1826,6 +1873,68 @@ class _Parser:
             )
         self.cfg.vrrp_sync_groups.append(sg)
 
+    def track_file(self, n: Node) -> None:
+        """trackers/track_file.c ``track_file_handler`` and its sub-keywords; the block is
+        dropped (with keepalived's message) when it has no ``file``."""
+        if n.keyword == "vrrp_track_file":
+            self.warn(n, '"vrrp_track_file" is deprecated, please use "track_file"')
+        name = self.arg(n)
+        tf = TrackFile(name=name, line=n.line, file=n.file)
+
+        def path(m: Node, t: TrackFile) -> None:
+            if t.path:
+                self.warn(m, f"File already set for track file {name} - ignoring {m.words[1:]}")
+                return
+            t.path = self.rest(m)
+
+        def weight(m: Node, t: TrackFile) -> None:
+            text = self.arg(m)
+            value = _uint_text(text.lstrip("-+"))
+            if value is not None and text.startswith("-"):
+                value = -value
+            if value is None or not -254 <= value <= 254:
+                self.warn(
+                    m,
+                    f"Weight ({text}) for track_file {name} must be between [-254..254] "
+                    "inclusive. Ignoring...",
+                )
+                value = 1
+            t.weight = value
+            if len(m.words) > 2:
+                if m.words[2] == "reverse":
+                    t.reverse = True
+                else:
+                    self.warn(m, f"track_file {name} unknown weight option {m.words[2]}")
+
+        def init_file(m: Node, t: TrackFile) -> None:
+            t.init_file, t.init_value, t.init_overwrite = True, 0, False
+            for word in m.words[1:]:
+                if word[:1].isdigit() or word[:1] == "-":
+                    digits = _uint_text(word.lstrip("-"))
+                    if digits is None or digits > 2**31:
+                        self.warn(m, f"Track file {name} init value {word} is invalid")
+                        t.init_value = 0
+                        continue
+                    t.init_value = -digits if word.startswith("-") else digits
+                    if not -254 <= t.init_value <= 254:
+                        self.warn(
+                            m,
+                            f"Track file {name} init value {t.init_value} is outside sensible "
+                            "range [-254, 254]",
+                        )
+                elif word == "overwrite":
+                    t.init_overwrite = True
+                else:
+                    self.warn(m, f"Unknown track file init option {word}")
+
+        if n.block is None:
+            n.block = []
+        self.walk(n, tf, {"file": path, "weight": weight, "init_file": init_file})
+        if not tf.path:
+            self.warn(n, f"No file set for track_file {name} - ignoring")
+            return
+        self.cfg.track_files[name] = tf
+
     def vrrp_script(self, n: Node) -> None:
         name = self.arg(n)
         s = VrrpScript(name=name, line=n.line, file=n.file)
@@ -2205,22 +2314,34 @@ def _not_run_yet(ka: KeepalivedConfig) -> list[str]:
     per kind where it first appears, so nobody believes a farm is checked or failed over."""
     out = []
     checkers = [c for vs in ka.virtual_servers for rs in vs.real_servers for c in rs.checkers]
-    if checkers:
-        c = checkers[0]
+    # pylvs.health.kamonitor runs the others (pylvs.health.kakeeper.RUNNABLE_CHECKERS).
+    for kind, why in (("BFD_CHECK", "needs keepalived's BFD process"),):
+        refused = [c for c in checkers if c.kind == kind]
+        if refused:
+            c = refused[0]
+            out.append(
+                f"{c.file or ka.source}:{c.line}: {kind} is not supported by pylvs ({why}): "
+                f"{len(refused)} checker(s) ignored, their real servers count them as up"
+            )
+    # pylvs.ha.vrrp runs the vrrp_instances (and lvs_sync_daemon); these parts it does not.
+    for what, attr in (
+        ("use_vmac is not run by pylvs yet: the interface's own MAC address is used", "use_vmac"),
+        ("virtual_routes are not installed by pylvs yet", "virtual_routes"),
+    ):
+        users = [vi for vi in ka.vrrp_instances if getattr(vi, attr)]
+        if users:
+            vi = users[0]
+            out.append(f"{vi.file or ka.source}:{vi.line}: ({vi.name}) {what}")
+    six = [
+        vi
+        for vi in ka.vrrp_instances
+        if any(":" in va.addr for va in vi.virtual_ipaddress + vi.virtual_ipaddress_excluded)
+    ]
+    if six:
         out.append(
-            f"{c.file or ka.source}:{c.line}: keepalived checkers are not run by pylvs yet: "
-            f"{len(checkers)} checker(s) ignored, every real server stays in the table"
+            f"{six[0].file or ka.source}:{six[0].line}: ({six[0].name}) IPv6 VRRP instances "
+            "are not run by pylvs yet: pylvsd refuses to start them"
         )
-    if ka.vrrp_instances:
-        vi = ka.vrrp_instances[0]
-        out.append(
-            f"{vi.file or ka.source}:{vi.line}: VRRP is not run by pylvs yet: "
-            f"{len(ka.vrrp_instances)} vrrp_instance(s) ignored, their virtual addresses are "
-            "not managed"
-        )
-    sync = ka.global_defs.lvs_sync_daemon
-    if sync is not None:
-        out.append(f"{ka.source}:{sync.line}: lvs_sync_daemon is not started by pylvs yet")
     return out
 
 

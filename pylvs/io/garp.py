@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pylvs.core.garp import ARP_COUNT, ARP_INTERVAL, arp_frames, send_arp_schedule
 from pylvs.io import netcfg
 
-__all__ = ["announce"]
+__all__ = ["announce", "send_frames"]
 
 _ETH_P_ARP = 0x0806
 
@@ -46,5 +46,17 @@ def announce(
             elif wait > 0:
                 sleep(wait)
             sock.send(reply if kind else request)
+            sent += 1
+    return sent
+
+
+def send_frames(ifname: str, frames: list[bytes]) -> int:
+    """Send ready-made Ethernet frames on ``ifname`` back to back (keepalived's gratuitous ARP
+    burst: :func:`pylvs.core.vrrpmsg.gratuitous_arp`); returns how many went out."""
+    sent = 0
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ARP)) as sock:
+        sock.bind((ifname, _ETH_P_ARP))
+        for frame in frames:
+            sock.send(frame)
             sent += 1
     return sent

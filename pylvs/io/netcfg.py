@@ -39,6 +39,7 @@ __all__ = [
     "add_bridge",
     "add_route",
     "add_veth",
+    "add_virtual_address",
     "create_netns",
     "default_gateway",
     "del_address",
@@ -52,6 +53,7 @@ __all__ = [
     "link_ipv4_address",
     "link_is_up",
     "link_names",
+    "link_running",
     "link_stats",
     "neigh_lookup",
     "neigh_probe",
@@ -238,6 +240,17 @@ def link_is_up(ifname: str) -> bool:
         return bool(int(msg["flags"]) & 0x1)
 
 
+def link_running(ifname: str) -> bool:
+    """Whether the interface is up and has carrier (IFF_UP and IFF_RUNNING: keepalived's
+    ``IF_ISUP``); False when it does not exist."""
+    with _ipr() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            return False
+        flags = int(ipr.get_links(found[0])[0]["flags"])
+        return flags & 0x41 == 0x41  # IFF_UP | IFF_RUNNING
+
+
 def set_link_down(ifname: str) -> None:
     with _ipr() as ipr:
         ipr.link("set", index=_ifindex(ipr, ifname), state="down")
@@ -317,6 +330,35 @@ def add_address(
         extra["label"] = label
     if broadcast is not None:
         extra["broadcast"] = broadcast
+    with _ipr() as ipr:
+        ipr.addr("add", index=_ifindex(ipr, ifname), address=ip, prefixlen=plen, **extra)
+    return True
+
+
+# ``ip addr add ... scope NAME`` (rtnetlink's rt_scope_t).
+_SCOPES = {"global": 0, "universe": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
+
+
+def add_virtual_address(
+    ifname: str,
+    addr: str,
+    prefixlen: int | None = None,
+    label: str | None = None,
+    broadcast: str | None = None,
+    scope: str | None = None,
+) -> bool:
+    """A VRRP ``virtual_ipaddress`` line: :func:`add_address` with a ``scope`` (a name such
+    as ``host`` / ``link`` / ``global``, or a number) as well; False if already there."""
+    ip, plen = _split(addr, prefixlen)
+    if has_address(ifname, ip):
+        return False
+    extra: dict[str, Any] = {}
+    if label is not None:
+        extra["label"] = label
+    if broadcast is not None:
+        extra["broadcast"] = broadcast
+    if scope is not None:
+        extra["scope"] = _SCOPES[scope] if scope in _SCOPES else int(scope)
     with _ipr() as ipr:
         ipr.addr("add", index=_ifindex(ipr, ifname), address=ip, prefixlen=plen, **extra)
     return True
@@ -425,17 +467,16 @@ _RTATTR = struct.Struct("=HH")
 
 
 def routes_get(addrs: Iterable[str]) -> dict[str, RouteInfo | None]:
-    """:func:`route_get` for many IPv4 addresses (None: no route, or not an IPv4 address)."""
+    """:func:`route_get` for many IPv4 and IPv6 addresses (None: no route, or no address)."""
     ips: dict[int, str] = {}
     out: dict[str, RouteInfo | None] = {}
     for seq, addr in enumerate(addrs, 1):
         out[addr] = None
         try:
-            ip = ipaddress.ip_address(addr)
+            ipaddress.ip_address(addr)
         except ValueError:
             continue
-        if ip.version == 4:
-            ips[seq] = addr
+        ips[seq] = addr
     if not ips:
         return out
     mtus = {index: mtu for index, mtu in _link_mtus().items()}
@@ -457,9 +498,20 @@ def routes_get(addrs: Iterable[str]) -> dict[str, RouteInfo | None]:
 
 
 def _route_request(seq: int, addr: str) -> bytes:
-    attr = _RTATTR.pack(8, _RTA_DST) + socket.inet_aton(addr)
-    body = _RTMSG.pack(socket.AF_INET, 32, 0, 0, 0, 0, 0, 0, 0) + attr
+    if ":" in addr:
+        family, packed = socket.AF_INET6, socket.inet_pton(socket.AF_INET6, addr)
+    else:
+        family, packed = socket.AF_INET, socket.inet_aton(addr)
+    attr = _RTATTR.pack(4 + len(packed), _RTA_DST) + packed
+    body = _RTMSG.pack(family, len(packed) * 8, 0, 0, 0, 0, 0, 0, 0) + attr
     return _NLMSG_HDR.pack(16 + len(body), _RTM_GETROUTE, _NLM_F_REQUEST, seq, 0) + body
+
+
+def _addr_attr(data: bytes) -> str:
+    """An RTA_GATEWAY / RTA_PREFSRC value as text (4 bytes: IPv4, 16: IPv6)."""
+    if len(data) == 16:
+        return socket.inet_ntop(socket.AF_INET6, data)
+    return socket.inet_ntoa(data)
 
 
 def _route_replies(
@@ -491,8 +543,8 @@ def _route_replies(
             pos += (alen + 3) & ~3
         oif = struct.unpack("=I", attrs[_RTA_OIF])[0] if _RTA_OIF in attrs else 0
         mtu = _metric_mtu(attrs.get(_RTA_METRICS, b"")) or mtus.get(oif, 1500)
-        gateway = socket.inet_ntoa(attrs[_RTA_GATEWAY]) if _RTA_GATEWAY in attrs else None
-        src = socket.inet_ntoa(attrs[_RTA_PREFSRC]) if _RTA_PREFSRC in attrs else ""
+        gateway = _addr_attr(attrs[_RTA_GATEWAY]) if _RTA_GATEWAY in attrs else None
+        src = _addr_attr(attrs[_RTA_PREFSRC]) if _RTA_PREFSRC in attrs else ""
         ip = pending[seq]
         yield seq, RouteInfo(str(ipaddress.ip_address(ip)), oif, src, gateway, mtu,
                              rtype == _RTN_LOCAL)  # fmt: skip
@@ -564,12 +616,20 @@ def neigh_lookup(ifindex: int, addr: str) -> tuple[bytes | None, int]:
     return None, 0
 
 
-def neigh_probe(addr: str) -> None:
-    """Make the kernel resolve ``addr`` (ARP): send one empty UDP datagram to its discard port.
+def neigh_probe(addr: str, ifindex: int = 0) -> None:
+    """Make the kernel resolve ``addr`` (ARP, or IPv6 neighbour discovery: RFC 4861 section
+    7.2.2): send one empty UDP datagram to its discard port.
 
     Any packet routed to the address starts neighbour resolution; the datagram itself is discarded
-    (or answered with ICMP port unreachable) by the target.
+    (or answered with ICMP port unreachable) by the target. ``ifindex`` is the scope of an IPv6
+    link-local address (a router's ``fe80::`` address as next hop).
     """
+    if ":" in addr:
+        scope = ifindex if addr.lower().startswith("fe80") else 0
+        sock6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        with sock6, contextlib.suppress(OSError):
+            sock6.sendto(b"", (addr, 9, 0, scope))
+        return
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
         sock.sendto(b"", (addr, 9))
 
@@ -656,6 +716,8 @@ _RTMGRP_LINK = 0x1
 _RTMGRP_NEIGH = 0x4
 _RTMGRP_IPV4_IFADDR = 0x10
 _RTMGRP_IPV4_ROUTE = 0x40
+_RTMGRP_IPV6_IFADDR = 0x100
+_RTMGRP_IPV6_ROUTE = 0x400
 _RTM_NEWNEIGH = 28
 _RTM_DELNEIGH = 29
 _NLMSG_HDR = struct.Struct("=IHHII")
@@ -674,6 +736,8 @@ class RouteMonitor:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, 0)
         try:
             groups = _RTMGRP_LINK | _RTMGRP_NEIGH | _RTMGRP_IPV4_IFADDR | _RTMGRP_IPV4_ROUTE
+            # IPv6 addresses and routes too: IPv6 real servers' paths follow them (set_path(6)).
+            groups |= _RTMGRP_IPV6_IFADDR | _RTMGRP_IPV6_ROUTE
             sock.bind((0, groups))
         except OSError:
             sock.close()

@@ -75,8 +75,9 @@ def build_network(lab: Lab, scenario: Scenario) -> None:
     # The active director holds the VIP on its interface in the VIP's LAN and so answers the
     # router's ARP requests for it (heartbeat's IPaddr does the same on takeover). The standby
     # does not: two ARP answers would split the traffic between the directors. With heartbeat
-    # the VIP is a resource of the cluster: heartbeat puts it on a director, not the builder.
-    if scenario.heartbeat is not None:
+    # the VIP is a resource of the cluster, with keepalived the virtual_ipaddress of a VRRP
+    # instance: heartbeat or VRRP puts it on a director, not the builder.
+    if scenario.vip_by_ha:
         return
     director = scenario.active_director
     with lab.inside(director.name):

@@ -10,9 +10,13 @@ with the same configuration but without the VIP). Every pid is written to the st
 With a heartbeat directory (``heartbeat = "farm.ha"``) the directors are a heartbeat cluster:
 each pylvsd runs with ``--ha`` (a copy of the directory in the lab's run directory, authkeys mode
 600) and a backup connection sync daemon, the active director first, and heartbeat puts the VIP
-on one of them. :func:`fail` then makes a director fail (``kill``: kill -9 of its pylvsd, the VIP
-left on it as a crashed heartbeat leaves it; ``link``: its cables pulled, a partition) and
-:func:`heal` brings it back.
+on one of them. With a keepalived directory (``keepalived = "farmka.keepalived"``) each director
+runs ``pylvsd --config <its keepalived.conf>`` instead, the preferred one (highest priority)
+first, and VRRP elects the master that holds the VIP; the file's ``lvs_sync_daemon`` makes
+pylvsd run the connection sync daemon that fits its VRRP state. :func:`fail` then makes a
+director fail (``kill``: kill -9 of its pylvsd, the VIP left on it as a crashed heartbeat or
+keepalived leaves it; ``term``: SIGTERM, a clean stop that hands the VIP over; ``link``: its
+cables pulled, a partition) and :func:`heal` brings it back.
 
 ``down`` stops those processes by pid, then any other process still inside one of the lab's
 namespaces (whatever runs there was started in the lab: by ``pylvs lab exec``, or a pylvsd that
@@ -50,7 +54,7 @@ from pylvs.lab.state import (
     remove_run_dir,
     save_state,
 )
-from pylvs.lab.topology import Node, Scenario, load_scenario
+from pylvs.lab.topology import Node, Scenario, VrrpSetup, load_scenario
 from pylvs.testing.netns import Lab, TimeoutExpired, wait_until
 
 __all__ = [
@@ -297,7 +301,7 @@ def up(scenario_name: str, prefix: str) -> LabState:
             argv += [a for port in node.udp_echo for a in ("--udp-echo", str(port))]
             pending.append((_start(lab, state, node.name, "servers", argv), "ready"))
         directors = []
-        if scenario.heartbeat is None:
+        if not scenario.vip_by_ha:
             for node in scenario.by_role("director"):
                 argv = _pylvsd_argv(scenario, state, node)
                 directors.append(_start(lab, state, node.name, "pylvsd", argv))
@@ -310,6 +314,8 @@ def up(scenario_name: str, prefix: str) -> LabState:
             _wait_pylvsd(lab, rec)
         if scenario.heartbeat is not None:
             _start_cluster(lab, state, scenario)
+        if scenario.keepalived is not None:
+            _start_vrrp_cluster(lab, state, scenario)
         state.ready = True
         save_state(state)
     except BaseException:
@@ -323,7 +329,8 @@ def up(scenario_name: str, prefix: str) -> LabState:
 
 
 def _pylvsd_argv(scenario: Scenario, state: LabState, node: Node) -> list[str]:
-    argv = _python("-m", "pylvs.cli.pylvsd", "--foreground", "--config", str(scenario.config_path))
+    config = scenario.config_of(node)  # its keepalived.conf, or the scenario's pylvs.toml
+    argv = _python("-m", "pylvs.cli.pylvsd", "--foreground", "--config", str(config))
     if scenario.heartbeat is not None:
         hastate = lab_run_dir(state.prefix) / f"{node.name}-hastate"
         argv += ["--ha", state.ha_dir, "--ha-node", node.name, "--ha-state", str(hastate)]
@@ -385,9 +392,11 @@ def _start_sync_backup(state: LabState, scenario: Scenario, node: Node, rec: Pro
 
 
 def _start_director(lab: Lab, state: LabState, scenario: Scenario, node: Node) -> ProcessRecord:
-    """pylvsd --ha on ``node`` and, as soon as it listens, its backup sync daemon."""
+    """pylvsd --ha on ``node`` and, as soon as it listens, its backup sync daemon; with
+    keepalived, pylvsd --config <its keepalived.conf>, which starts the sync daemon itself."""
     rec = _start(lab, state, node.name, "pylvsd", _pylvsd_argv(scenario, state, node))
-    _start_sync_backup(state, scenario, node, rec)
+    if scenario.heartbeat is not None:
+        _start_sync_backup(state, scenario, node, rec)
     _wait_pylvsd(lab, rec)
     return rec
 
@@ -410,12 +419,37 @@ def _start_cluster(lab: Lab, state: LabState, scenario: Scenario) -> None:
     _wait_cluster(state.prefix, scenario, _settled(scenario), "the directors to see each other")
 
 
+def _start_vrrp_cluster(lab: Lab, state: LabState, scenario: Scenario) -> None:
+    """The directors of a keepalived lab one after the other, the highest priority first: alone,
+    it becomes MASTER once its master down interval has passed; the others then start as
+    BACKUP, hear its advertisements and stay BACKUP. (Started together, each would be MASTER
+    for an interval before the election settles: ha-peers.md saw it with keepalived.)"""
+    first, *others = _directors_in_order(scenario)
+    _start_director(lab, state, scenario, first)
+    _wait_cluster(
+        state.prefix,
+        scenario,
+        lambda views: views[0].vrrp_state == "MASTER" and views[0].holds_vip,
+        f"{first.name} to become VRRP MASTER",
+        only=[first.name],
+    )
+    for node in others:
+        _start_director(lab, state, scenario, node)
+    _wait_cluster(state.prefix, scenario, _settled(scenario), "the VRRP election to settle")
+
+
 @dataclass
 class DirectorView:
-    """One director of a heartbeat lab as its pylvsd and its interfaces tell it."""
+    """One director of a heartbeat or keepalived lab as its pylvsd and its interfaces tell it."""
 
     node: str
     answering: bool = False
+    # keepalived labs: the VIP's vrrp_instance as pylvsd's ``vrrp-status`` reports it
+    vrrp_state: str = ""  # MASTER, BACKUP, FAULT, INIT, STOP
+    priority: int = 0  # configured
+    effective_priority: int = 0  # with the trackers' weights
+    master: str = ""  # the master's address as this node knows it
+    # heartbeat labs
     status: str = ""  # this node's heartbeat status (active, ...)
     peers: dict[str, str] = field(default_factory=dict)  # other node -> status seen from here
     links: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> medium -> up|dead
@@ -428,9 +462,18 @@ class DirectorView:
     def describe(self) -> str:
         if not self.answering:
             vip = "; VIP still configured" if self.holds_vip else ""
-            return f"{self.node}: pylvsd not answering{vip}"
+            why = f" ({self.error})" if self.error else ""
+            return f"{self.node}: pylvsd not answering{why}{vip}"
+        if self.vrrp_state == "MISSING":
+            return f"{self.node}: {self.error}"
         peers = ", ".join(f"{n} {s}" for n, s in self.peers.items())
         sync = ", ".join(f"{st} ({ifn}, syncid {sid})" for st, ifn, sid in self.daemons) or "none"
+        if self.vrrp_state:
+            return (
+                f"{self.node}: VRRP {self.vrrp_state} (priority {self.priority}, effective "
+                f"{self.effective_priority}, master {self.master or 'unknown'}), "
+                f"{'holds' if self.holds_vip else 'no'} VIP; sync daemons {sync}"
+            )
         return (
             f"{self.node}: heartbeat {self.status} (generation {self.generation}), resources "
             f"{self.resources}, {'holds' if self.holds_vip else 'no'} VIP; sees {peers}; "
@@ -460,22 +503,28 @@ def vip_holders(prefix: str, scenario: Scenario) -> list[str]:
 def cluster_view(
     prefix: str, scenario: Scenario, only: list[str] | None = None
 ) -> list[DirectorView]:
-    """Every director's heartbeat and sync daemons as its pylvsd reports them (``ha-status``,
-    ``daemons``), and whether the VIP is on it."""
+    """Every director's heartbeat (or VRRP) and sync daemons as its pylvsd reports them
+    (``ha-status`` or ``vrrp-status``, ``daemons``), and whether the VIP is on it."""
     views = []
+    request = "vrrp-status" if scenario.keepalived is not None else "ha-status"
     for node in _directors_in_order(scenario):
         if only is not None and node.name not in only:
             continue
         view = DirectorView(node.name, holds_vip=_holds(prefix, node.name, scenario.vip))
         try:
             with _control(prefix, node.name) as ctl:
-                st: dict[str, Any] = ctl.request("ha-status")
+                st: dict[str, Any] = ctl.request(request)
                 daemons = ctl.daemons()
         except (OSError, ValueError, IPVSError, netcfg.NetcfgError) as exc:
-            view.error = str(exc)  # not running, or running without --ha
+            view.error = str(exc)  # not running, or running without --ha / VRRP
             views.append(view)
             continue
         view.answering = True
+        view.daemons = [(d.state, d.mcast_ifn, d.syncid) for d in daemons]
+        if scenario.vrrp is not None:
+            _fill_vrrp(view, st, scenario.vrrp.instance)
+            views.append(view)
+            continue
         view.status = str(st.get("status", ""))
         view.generation = int(st.get("generation", 0))
         view.resources = str(st.get("resources", {}).get("state", ""))
@@ -483,24 +532,43 @@ def cluster_view(
             if name != node.name:
                 view.peers[name] = str(info.get("status", ""))
                 view.links[name] = dict(info.get("links", {}))
-        view.daemons = [(d.state, d.mcast_ifn, d.syncid) for d in daemons]
         views.append(view)
     return views
+
+
+def _fill_vrrp(view: DirectorView, st: dict[str, Any], instance: str) -> None:
+    """The VIP's instance of a ``vrrp-status`` answer into ``view`` (see pylvs vrrp status)."""
+    info = st.get("instances", {}).get(instance)
+    if not isinstance(info, dict):
+        view.vrrp_state = "MISSING"
+        view.error = f"pylvsd runs no vrrp_instance {instance}"
+        return
+    view.vrrp_state = str(info.get("state", ""))
+    view.priority = int(info.get("priority", 0))
+    view.effective_priority = int(info.get("effective_priority", 0))
+    view.master = str(info.get("master", ""))
 
 
 Condition = Callable[[list[DirectorView]], bool]
 
 
-def _settled(scenario: Scenario, holder: str | None = None) -> Condition:
-    """Every director answers and sees the others active, exactly one holds the VIP
-    (``holder`` if given), and the sync daemons follow it: master there, backup on the others,
-    all with the lab's syncid. (Heartbeat may still report its resources in ``transition`` for
-    a while: RQSTDELAY, 10 s after the first resource message.)"""
+def _settled(
+    scenario: Scenario, holder: str | None = None, failed: set[str] | None = None
+) -> Condition:
+    """Every director answers and sees the others active (with VRRP: one is MASTER, the others
+    BACKUP), exactly one holds the VIP (``holder`` if given), and the sync daemons follow it:
+    master there, backup on the others, all with the lab's syncid (with keepalived: the one of
+    lvs_sync_daemon, on its interface; none without lvs_sync_daemon). (Heartbeat may still
+    report its resources in ``transition`` for a while: RQSTDELAY, 10 s after the first
+    resource message.) Peers in ``failed`` (failed on purpose) may be dead."""
+    if scenario.vrrp is not None:
+        return _vrrp_settled(scenario.vrrp, holder)
+    gone = failed or set()
 
     def check(views: list[DirectorView]) -> bool:
         if not all(v.answering for v in views):
             return False
-        if any(s != "active" for v in views for s in v.peers.values()):
+        if any(s != "active" for v in views for n, s in v.peers.items() if n not in gone):
             return False
         holders = [v for v in views if v.holds_vip]
         if len(holders) != 1 or (holder is not None and holders[0].node != holder):
@@ -508,6 +576,30 @@ def _settled(scenario: Scenario, holder: str | None = None) -> Condition:
         for v in views:
             want = "master" if v.holds_vip else "backup"
             if [(st, sid) for st, _ifn, sid in v.daemons] != [(want, SYNC_ID)]:
+                return False
+        return True
+
+    return check
+
+
+def _vrrp_settled(vrrp: VrrpSetup, holder: str | None) -> Condition:
+    def check(views: list[DirectorView]) -> bool:
+        if not all(v.answering for v in views):
+            return False
+        masters = [v for v in views if v.vrrp_state == "MASTER"]
+        if len(masters) != 1 or (holder is not None and masters[0].node != holder):
+            return False
+        # The others are BACKUP and have heard the master's advertisements.
+        if any(v.vrrp_state != "BACKUP" or not v.master for v in views if v is not masters[0]):
+            return False
+        if [v.node for v in views if v.holds_vip] != [masters[0].node]:
+            return False
+        for v in views:
+            want = []
+            if vrrp.sync_interface is not None:
+                role = "master" if v is masters[0] else "backup"
+                want = [(role, vrrp.sync_interface, vrrp.syncid)]
+            if v.daemons != want:
                 return False
         return True
 
@@ -539,7 +631,9 @@ def _wait_cluster(
 
 def _expected_holder(scenario: Scenario) -> str | None:
     """Who has the VIP once the cluster is whole again: its preferred node with auto_failback
-    on, whoever has it otherwise."""
+    on (with VRRP: the highest priority, unless nopreempt), whoever has it otherwise."""
+    if scenario.vrrp is not None:
+        return scenario.active_director.name if scenario.vrrp.preempt else None
     return scenario.active_director.name if scenario.auto_failback == "on" else None
 
 
@@ -575,7 +669,9 @@ def _set_cables(prefix: str, node: Node, up: bool) -> list[str]:
     return ports
 
 
-DIRECTOR_FAILURES = ("kill", "link")
+DIRECTOR_FAILURES = ("kill", "term", "link")
+# The record of a director's pylvsd that `fail` stopped: kill -9, or SIGTERM (a clean stop).
+_STOPPED = {"kill": "pylvsd-killed", "term": "pylvsd-stopped"}
 
 
 @dataclass
@@ -591,6 +687,7 @@ class FailResult:
     holder: str | None = None  # the director that took the VIP over
     takeover_s: float | None = None  # from failed_at to the VIP on the holder
     holders: list[str] = field(default_factory=list)  # all directors with the VIP after
+    vrrp_state: str = ""  # with VRRP: the failed director's state after (link: FAULT)
 
 
 @dataclass
@@ -606,9 +703,10 @@ class HealResult:
 def _fail_director(
     prefix: str, state: LabState, scenario: Scenario, node: Node, how: str
 ) -> FailResult:
-    if scenario.heartbeat is None:
+    if not scenario.vip_by_ha:
         raise LabError(
-            f"the {scenario.name!r} lab has no heartbeat: nothing would take over from {node.name}"
+            f"the {scenario.name!r} lab has no heartbeat or VRRP: nothing would take over from "
+            f"{node.name}"
         )
     if how not in DIRECTOR_FAILURES:
         raise LabError(f"a director fails with --how {' or '.join(DIRECTOR_FAILURES)}, not {how!r}")
@@ -620,12 +718,13 @@ def _fail_director(
     others = [n.name for n in scenario.by_role("director") if n.name != node.name]
     had_vip = _holds(prefix, node.name, scenario.vip)
     result = FailResult(node.name, how, had_vip=had_vip)
-    if how == "kill":
+    if how in _STOPPED:
         result.failed_at = time.monotonic()
-        os.kill(rec.pid, signal.SIGKILL)
+        # SIGTERM: heartbeat hands its resources over, VRRP sends a priority-0 advertisement and
+        # removes the VIP before pylvsd exits; SIGKILL gives it no chance to.
+        os.kill(rec.pid, signal.SIGKILL if how == "kill" else signal.SIGTERM)
         result.pid = rec.pid
-        rec.what = "pylvsd-killed"
-        wait_until(lambda: not _alive(rec.pid), timeout=5, what=f"pylvsd {rec.pid} to die")
+        rec.what = _STOPPED[how]
     else:
         result.failed_at = time.monotonic()
         result.ports = _set_cables(prefix, node, up=False)
@@ -645,7 +744,13 @@ def _fail_director(
                 f"(seen: {seen})"
             ) from None
         result.takeover_s = time.monotonic() - result.failed_at
+    if how in _STOPPED:
+        # After the takeover: a stopping pylvsd hands the VIP over first and exits after.
+        wait_until(lambda: not _alive(rec.pid), timeout=15, what=f"pylvsd {rec.pid} to exit")
     result.holders = vip_holders(prefix, scenario)
+    if scenario.vrrp is not None:
+        (view,) = cluster_view(prefix, scenario, only=[node.name])
+        result.vrrp_state = view.vrrp_state
     if result.holder is None and result.holders:
         result.holder = result.holders[0]
     return result
@@ -658,30 +763,41 @@ def _heal_director(prefix: str, state: LabState, scenario: Scenario, node: Node)
     result = HealResult(node.name, how)
     started = time.monotonic()
     lab = Lab(prefix=prefix)
-    if how == "kill":
-        rec = state.process(node.name, "pylvsd-killed")
+    if how in _STOPPED:
+        rec = state.process(node.name, _STOPPED[how])
         assert rec is not None
-        # A reboot: the address the dead heartbeat left is gone when the node comes back.
+        # A reboot: the address the dead heartbeat or VRRP left is gone when the node comes back.
         result.removed = _remove_vip(prefix, node.name, scenario.vip)
         state.processes.remove(rec)
         del state.failed[node.name]
         save_state(state)
         new = _start_director(lab, state, scenario, node)
         result.pid = new.pid
-        condition = _settled(scenario, _expected_holder(scenario))
     else:
         before = {v.node: v.generation for v in cluster_view(prefix, scenario)}
         _set_cables(prefix, node, up=True)
         del state.failed[node.name]
         save_state(state)
-        settled = _settled(scenario, _expected_holder(scenario))
-
+    # Directors that are still failed (`pylvs lab fail` of another one) are left out: the
+    # cluster is whole again without them, and the VIP may have to stay where it is.
+    present = [n.name for n in scenario.by_role("director") if n.name not in state.failed]
+    holder = _expected_holder(scenario)
+    settled = _settled(scenario, holder if holder in present else None, set(state.failed))
+    if how in _STOPPED:
+        condition = settled
+    else:
         # Both sides of a healed partition give their resources up and restart heartbeat (a new
-        # generation): wait for that, then for one VIP.
+        # generation): wait for that, then for one VIP. With VRRP the cut-off director was in
+        # FAULT (no carrier on its interface: keepalived tracks it) and comes back as BACKUP,
+        # preempting with the higher priority: one MASTER with the VIP is enough.
         def condition(views: list[DirectorView]) -> bool:
+            if scenario.vrrp is not None:
+                return settled(views)
             return all(v.generation > before.get(v.node, 0) for v in views) and settled(views)
 
-    views = _wait_cluster(prefix, scenario, condition, f"the cluster to settle after {node.name}")
+    views = _wait_cluster(
+        prefix, scenario, condition, f"the cluster to settle after {node.name}", only=present
+    )
     result.holder = next(v.node for v in views if v.holds_vip)
     result.seconds = time.monotonic() - started
     return result
@@ -696,9 +812,9 @@ def fail(prefix: str, node: str, how: str = "stop") -> ProcessRecord | FailResul
     """Make ``node`` fail. A real server fails as a real one does: its servers stopped
     (``stop``: new connections are refused) or frozen (``hang``: the kernel still accepts,
     nothing answers); the directors' health checks take it out; :func:`repair` brings it back
-    (returns its :class:`ProcessRecord`). A director of a heartbeat lab fails by ``kill``
-    (kill -9 of pylvsd) or ``link`` (cables pulled); this waits until another director has the
-    VIP and returns a :class:`FailResult`."""
+    (returns its :class:`ProcessRecord`). A director of a heartbeat or keepalived lab fails by
+    ``kill`` (kill -9 of pylvsd), ``term`` (SIGTERM, a clean stop) or ``link`` (cables pulled);
+    this waits until another director has the VIP and returns a :class:`FailResult`."""
     state, scenario = running_scenario(prefix)
     if node in {n.name for n in scenario.by_role("director")}:
         return _fail_director(
@@ -722,10 +838,12 @@ def fail(prefix: str, node: str, how: str = "stop") -> ProcessRecord | FailResul
 
 
 def heal(prefix: str, node: str) -> ProcessRecord | HealResult:
-    """Undo :func:`fail`. A director: after ``kill``, the stale VIP removed (as a reboot does),
-    pylvsd and its backup sync daemon started again; after ``link``, its cables plugged back
-    (both sides of the partition restart heartbeat); then until the cluster is whole, the VIP
-    on one director (the preferred one with auto_failback on). Returns a :class:`HealResult`.
+    """Undo :func:`fail`. A director: after ``kill`` or ``term``, any stale VIP removed (as a
+    reboot does), pylvsd and its backup sync daemon started again; after ``link``, its cables
+    plugged back (both sides of the partition restart heartbeat; with VRRP it leaves FAULT
+    and preempts with the higher priority); then until the cluster is whole (without any
+    director still failed), the VIP on one director (the preferred one with auto_failback on,
+    or with VRRP's preemption). Returns a :class:`HealResult`.
     A real server: :func:`repair`."""
     state, scenario = running_scenario(prefix)
     if node in {n.name for n in scenario.by_role("director")}:
@@ -835,17 +953,26 @@ def _director_detail(ns: str, scenario: Scenario, node: Node) -> str:
     return f"{role}; {vip}; pylvsd: {len(services)} services, {dests} real servers (pid {pid})"
 
 
+_FAILED_HOW = {
+    "kill": "pylvsd killed (kill -9)",
+    "term": "pylvsd stopped (SIGTERM)",
+    "link": "cables pulled (partition)",
+}
+
+
 def _ha_detail(state: LabState, scenario: Scenario, view: DirectorView) -> str:
-    """A heartbeat director: who it is now (ACTIVE: holds the VIP), what heartbeat says."""
+    """A heartbeat director: who it is now (ACTIVE: holds the VIP), what heartbeat says; a
+    keepalived director: its VRRP state (MASTER holds the VIP)."""
     failed = state.failed.get(view.node)
-    how = {"kill": "pylvsd killed (kill -9)", "link": "cables pulled (partition)"}.get(
-        failed or "", ""
-    )
+    how = _FAILED_HOW.get(failed or "", "")
     heal = f"; `pylvs lab heal {view.node}` undoes it" if failed else ""
     vip = f"holds VIP {scenario.vip}" if view.holds_vip else "VIP not held"
     if not view.answering:
-        stale = " (stale: left by the dead heartbeat)" if view.holds_vip else ""
+        dead = "VRRP" if scenario.vrrp is not None else "heartbeat"
+        stale = f" (stale: left by the dead {dead})" if view.holds_vip else ""
         return f"FAILED: {how or 'pylvsd not answering'}; {vip}{stale}{heal}"
+    if scenario.vrrp is not None:
+        return _vrrp_detail(scenario.vrrp, view, vip, f"; FAILED: {how}{heal}" if how else "")
     role = "ACTIVE" if view.holds_vip else "STANDBY"
     peers = ", ".join(f"{n} {st}" for n, st in view.peers.items())
     sync = ", ".join(f"{st} on {ifn} (syncid {sid})" for st, ifn, sid in view.daemons) or "none"
@@ -857,11 +984,29 @@ def _ha_detail(state: LabState, scenario: Scenario, view: DirectorView) -> str:
     return "\n".join(lines)
 
 
+def _vrrp_detail(vrrp: VrrpSetup, view: DirectorView, vip: str, failed: str) -> str:
+    """What a keepalived director's ``vrrp-status`` says about the VIP's instance."""
+    sync = ", ".join(f"{st} on {ifn} (syncid {sid})" for st, ifn, sid in view.daemons) or "none"
+    effective = (
+        f" (effective {view.effective_priority})"
+        if view.effective_priority != view.priority
+        else ""
+    )
+    master = "this node" if view.vrrp_state == "MASTER" else view.master or "unknown"
+    lines = [
+        f"{view.vrrp_state}; {vip}{failed}",
+        f"VRRP {vrrp.instance} (virtual_router_id {vrrp.vrid}, VRRPv{vrrp.version}, advert_int "
+        f"{vrrp.advert_int:g} s): priority {view.priority}{effective}, master {master}",
+        f"connection sync daemon: {sync}",
+    ]
+    return "\n".join(lines)
+
+
 def status(prefix: str) -> tuple[LabState, Scenario, list[NodeStatus]]:
     state, scenario = running_scenario(prefix)
     present = set(lab_namespaces(prefix))
     views: dict[str, DirectorView] = {}
-    if scenario.heartbeat is not None:
+    if scenario.vip_by_ha:
         views = {v.node: v for v in cluster_view(prefix, scenario)}
     rows = []
     for node in scenario.nodes:
@@ -876,10 +1021,14 @@ def status(prefix: str) -> tuple[LabState, Scenario, list[NodeStatus]]:
         view = views.get(node.name)
         if view is not None:
             row.role = node.role + (" (preferred)" if not node.standby else "")
+            by = "heartbeat's IPaddr2"
+            if scenario.vrrp is not None:
+                row.role = f"{node.role} (priority {scenario.vrrp.priorities[node.name]})"
+                by = f"virtual_ipaddress of {scenario.vrrp.instance}"
             if view.holds_vip:
                 iface = scenario.vip_interface_of(node)
                 name = iface.name if iface else "?"
-                row.addresses.append(f"{name} {scenario.vip} (VIP, heartbeat's IPaddr2)")
+                row.addresses.append(f"{name} {scenario.vip} (VIP, {by})")
         elif node.role == "director" and node is scenario.active_director:
             row.addresses.append(f"{scenario.vip_interface.name} {scenario.vip}/32 (VIP)")
         if node.role == "realserver" and scenario.method in ("dr", "tun"):

@@ -39,7 +39,7 @@ _COLOURS = {
 
 
 # The processes `pylvs lab fail` stopped or killed: not running, and meant to be so.
-FAILED_ON_PURPOSE = ("servers-stopped", "pylvsd-killed")
+FAILED_ON_PURPOSE = ("servers-stopped", "pylvsd-killed", "pylvsd-stopped")
 
 
 class ShowError(Exception):
@@ -48,7 +48,9 @@ class ShowError(Exception):
 
 def _node_label(scenario: Scenario, node: Node) -> str:
     role = node.role
-    if node.role == "director":
+    if node.role == "director" and scenario.vrrp is not None:
+        role = f"director, VRRP priority {scenario.vrrp.priorities[node.name]}"
+    elif node.role == "director":
         role = "director, standby" if node.standby else "director, active"
     return f"{node.name} ({role})"
 
@@ -72,11 +74,27 @@ def services_text(scenario: Scenario) -> list[str]:
 
 def topology_text(scenario: Scenario) -> str:
     """The scenario as text: each LAN with what is attached to it, then the services."""
+    config = f"pylvsd configuration {scenario.config_path.name}"
+    if scenario.keepalived is not None:
+        config = "pylvsd runs each director's keepalived.conf"
     out = [
         f"{scenario.name}: {scenario.title}",
-        f"forwarding: {METHOD_NAMES[scenario.method]}; VIP {scenario.vip}; "
-        f"pylvsd configuration {scenario.config_path.name}",
+        f"forwarding: {METHOD_NAMES[scenario.method]}; VIP {scenario.vip}; {config}",
     ]
+    vrrp = scenario.vrrp
+    if scenario.keepalived is not None and vrrp is not None:
+        files = ", ".join(p.name for p in scenario.configs.values())
+        priorities = ", ".join(f"{n} {p}" for n, p in vrrp.priorities.items())
+        sync = (
+            f"lvs_sync_daemon on {vrrp.sync_interface} (syncid {vrrp.syncid}) follows it"
+            if vrrp.sync_interface is not None
+            else "no lvs_sync_daemon"
+        )
+        out.append(
+            f"keepalived: {scenario.keepalived.name}/ ({files}): vrrp_instance {vrrp.instance}, "
+            f"virtual_router_id {vrrp.vrid}, VRRPv{vrrp.version}, advert_int {vrrp.advert_int:g} "
+            f"s; priorities {priorities}: the MASTER holds the VIP; {sync}"
+        )
     if scenario.heartbeat is not None:
         out.append(
             f"heartbeat: {scenario.heartbeat.name}/ (ha.cf, authkeys, haresources): the directors "
@@ -104,12 +122,20 @@ def topology_text(scenario: Scenario) -> str:
                 note = f" + VIP {scenario.vip}"
                 if scenario.heartbeat is not None:
                     note += " (heartbeat's resource)"
+                if scenario.vrrp is not None:
+                    note += " (when VRRP MASTER)"
             if node.role == "realserver" and scenario.method in ("dr", "tun"):
                 note = f" (VIP {scenario.vip} on lo)"
             gw = f", gateway {node.gateway}" if node.gateway else ""
             out.append(
                 f"{lead} {branch} {_node_label(scenario, node)}: {iface.name} {iface.ip}{note}{gw}"
             )
+        out.append("")
+    if scenario.vrrp is not None:
+        for node in scenario.by_role("director"):
+            other = scenario.vip_interface_of(node)
+            if node is not scenario.active_director and other is not None:
+                out.append(f"{node.name} takes the VIP on {other.name} when it becomes MASTER")
         out.append("")
     out.append("virtual services (on every director):")
     out += [f"  {line}" for line in services_text(scenario)]
@@ -158,6 +184,8 @@ def to_dot(scenario: Scenario) -> str:
         label = _node_label(scenario, node)
         if node is scenario.active_director:
             label += f"\\nholds VIP {scenario.vip}"
+            if scenario.vrrp is not None:
+                label += " (VRRP MASTER)"
         elif node.role == "realserver":
             services = [f"http:{p}" for p in node.http] + [f"udp echo:{p}" for p in node.udp_echo]
             label += "\\n" + " ".join(services)
@@ -241,6 +269,13 @@ def hints(scenario: Scenario, prefix: str) -> str:
         lines += [
             f"  pylvs ha --netns {prefix}{director} status",
             f"  {lab} fail {director}    (kill -9 of its pylvsd; --how link pulls its cables)",
+            f"  {lab} heal {director}",
+        ]
+    if scenario.vrrp is not None:
+        lines += [
+            f"  pylvs vrrp --netns {prefix}{director} status",
+            f"  {lab} fail {director}    (kill -9 of its pylvsd; --how term stops it cleanly,"
+            " --how link pulls its cables)",
             f"  {lab} heal {director}",
         ]
     lines.append(f"  {lab} down")

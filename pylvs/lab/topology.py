@@ -4,7 +4,10 @@ A scenario names its LANs (layer-2 segments, each a bridge), its nodes with thei
 interfaces on those LANs, the virtual IP, the forwarding method, the pylvsd configuration the
 directors run (a ``pylvs.toml`` beside the scenario) and, optionally, a heartbeat directory beside
 it (``ha.cf``, ``authkeys``, ``haresources``) that makes the directors a heartbeat cluster whose
-resource is the VIP. The loader checks everything it can before
+resource is the VIP. Instead of the ``pylvs.toml`` (and of heartbeat), a keepalived directory
+beside the scenario may hold one ``keepalived.conf`` per director, ``<node>.conf``: each director
+runs ``pylvsd --config <node>.conf``, its ``virtual_server``s the IPVS table and its
+``vrrp_instance`` the VIP. The loader checks everything it can before
 anything is built, so a mistake in a file is reported with the file's name and the field at fault
 instead of as a half-built lab. The file format is described in ``netns-lab/README.md``.
 """
@@ -31,6 +34,7 @@ from pylvs.config.heartbeat import (
     parse_haresources,
     parse_ipaddr_arg,
 )
+from pylvs.config.keepalived import load_keepalived, looks_like_keepalived
 from pylvs.core.control import DestSpec, ServiceSpec
 from pylvs.core.service import FwdMethod
 
@@ -43,6 +47,7 @@ __all__ = [
     "Lan",
     "Node",
     "Scenario",
+    "VrrpSetup",
     "find_scenario",
     "lab_dir",
     "list_scenarios",
@@ -58,6 +63,7 @@ _NODE_NAME = re.compile(r"[a-z][a-z0-9]{0,9}\Z")
 _LAN_NAME = re.compile(r"[a-z][a-z0-9]{0,9}\Z")
 _SWITCH = "switch"  # the namespace holding the LAN bridges
 HA_FILES = ("ha.cf", "authkeys", "haresources")  # what a scenario's heartbeat directory holds
+KA_SUFFIX = ".conf"  # a keepalived directory holds <director>.conf for every director
 
 
 class LabConfigError(ValueError):
@@ -103,6 +109,21 @@ class Node:
 
 
 @dataclass(frozen=True)
+class VrrpSetup:
+    """What the lab needs to know of the directors' keepalived.conf files (the loader checks
+    that they agree): the ``vrrp_instance`` holding the VIP and the ``lvs_sync_daemon``."""
+
+    instance: str  # the vrrp_instance's name, the same on every director (VI_1)
+    vrid: int  # its virtual_router_id
+    version: int  # VRRP version 2 or 3
+    advert_int: float
+    priorities: dict[str, int]  # director -> its priority in that instance
+    sync_interface: str | None = None  # lvs_sync_daemon's interface, None: no sync daemon
+    syncid: int | None = None  # lvs_sync_daemon's id (keepalived's default: the VRID)
+    preempt: bool = True  # the active director takes the VIP back (no nopreempt)
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     title: str
@@ -117,6 +138,21 @@ class Scenario:
     # and heartbeat, not the builder, puts the VIP on a director.
     heartbeat: Path | None = None
     auto_failback: str = ""  # ha.cf's, with heartbeat
+    # The keepalived directory (``keepalived = "farmka.keepalived"``): each director runs
+    # pylvsd --config <its keepalived.conf> (``configs``) and VRRP, not the builder, puts the
+    # VIP on the master.
+    keepalived: Path | None = None
+    configs: dict[str, Path] = field(default_factory=dict)  # director -> keepalived.conf
+    vrrp: VrrpSetup | None = None
+
+    @property
+    def vip_by_ha(self) -> bool:
+        """Whether heartbeat or VRRP moves the VIP (the builder puts it nowhere)."""
+        return self.heartbeat is not None or self.keepalived is not None
+
+    def config_of(self, node: Node) -> Path:
+        """The configuration ``node``'s pylvsd runs: its keepalived.conf, or the scenario's."""
+        return self.configs.get(node.name, self.config_path)
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -323,7 +359,8 @@ def parse_scenario(text: str, path: Path) -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise r.fail(f"not valid TOML: {exc}") from None
-    r.unknown(data, {"name", "title", "method", "vip", "config", "heartbeat", "lan", "node"}, "")
+    keys = {"name", "title", "method", "vip", "config", "heartbeat", "keepalived", "lan", "node"}
+    r.unknown(data, keys, "")
     name = r.get(data, "name", str, "")
     title = r.get(data, "title", str, "", default=name)
     method = r.get(data, "method", str, "")
@@ -370,28 +407,30 @@ def parse_scenario(text: str, path: Path) -> Scenario:
                     f"node {node.name!r}: in a nat scenario a real server's gateway must be a "
                     "director's address"
                 )
-    config_name = r.get(data, "config", str, "")
-    config_path = path.parent / config_name
-    try:
-        services = load_config(config_path).services()
-    except ConfigError as exc:
-        raise r.fail(f"config: {exc}") from None
-    reals = {addr for n in nodes if n.role == "realserver" for addr in n.addresses}
-    for spec, dests in services:
-        if spec.addr != str(vip):
+    if "heartbeat" in data and "keepalived" in data:
+        raise r.fail("heartbeat and keepalived exclude each other: choose one to move the vip")
+    ka_dir: Path | None = None
+    configs: dict[str, Path] = {}
+    vrrp: VrrpSetup | None = None
+    if "keepalived" in data:
+        # The virtual servers are in each director's keepalived.conf, next to its VRRP.
+        if "config" in data:
             raise r.fail(
-                f"config {config_name}: virtual {spec.addr}:{spec.port} is not the vip {vip}"
+                "config and keepalived exclude each other: with keepalived the virtual servers "
+                "are the virtual_server blocks of the directors' keepalived.conf files"
             )
-        for dest in dests:
-            if dest.addr not in reals:
-                raise r.fail(
-                    f"config {config_name}: real {dest.addr} is not a realserver node's address"
-                )
-            if dest.fwd != METHODS[method]:
-                raise r.fail(
-                    f"config {config_name}: real {dest.addr} of {spec.addr}:{spec.port} "
-                    f"does not use the scenario's method {method}"
-                )
+        ka_name = r.get(data, "keepalived", str, "")
+        ka_dir = path.parent / ka_name
+        configs, vrrp, services = _check_keepalived(r, ka_name, ka_dir, nodes, method, str(vip))
+        config_path = configs[active[0].name]
+    else:
+        config_name = r.get(data, "config", str, "")
+        config_path = path.parent / config_name
+        try:
+            services = load_config(config_path).services()
+        except ConfigError as exc:
+            raise r.fail(f"config: {exc}") from None
+        _check_services(r, f"config {config_name}", services, nodes, method, str(vip))
     ha_dir: Path | None = None
     auto_failback = ""
     if "heartbeat" in data:
@@ -410,7 +449,34 @@ def parse_scenario(text: str, path: Path) -> Scenario:
         services=services,
         heartbeat=ha_dir,
         auto_failback=auto_failback,
+        keepalived=ka_dir,
+        configs=configs,
+        vrrp=vrrp,
     )
+
+
+def _check_services(
+    r: _Reader,
+    where: str,
+    services: list[tuple[ServiceSpec, list[DestSpec]]],
+    nodes: list[Node],
+    method: str,
+    vip: str,
+) -> None:
+    """Every virtual service is on the VIP and sends to real-server nodes by the scenario's
+    forwarding method."""
+    reals = {addr for n in nodes if n.role == "realserver" for addr in n.addresses}
+    for spec, dests in services:
+        if spec.addr != vip:
+            raise r.fail(f"{where}: virtual {spec.addr}:{spec.port} is not the vip {vip}")
+        for dest in dests:
+            if dest.addr not in reals:
+                raise r.fail(f"{where}: real {dest.addr} is not a realserver node's address")
+            if dest.fwd != METHODS[method]:
+                raise r.fail(
+                    f"{where}: real {dest.addr} of {spec.addr}:{spec.port} "
+                    f"does not use the scenario's method {method}"
+                )
 
 
 def _check_heartbeat(r: _Reader, ha_name: str, ha_dir: Path, nodes: list[Node], vip: str) -> str:
@@ -484,3 +550,189 @@ def _check_heartbeat(r: _Reader, ha_name: str, ha_dir: Path, nodes: list[Node], 
                     f"whose interface on the vip's LAN is {iface.name if iface else 'missing'}"
                 )
     return ha.auto_failback
+
+
+@dataclass(frozen=True)
+class _VipInstance:
+    """One director's vrrp_instance holding the VIP, and its lvs_sync_daemon."""
+
+    name: str
+    vrid: int
+    version: int
+    advert_int: float
+    priority: int
+    sync_interface: str | None
+    syncid: int | None
+    preempt: bool
+
+
+# What the directors' instances must have in common (label, _VipInstance attribute): a peer
+# with another VRID is another virtual router, and another version's adverts are dropped
+# (vrrp.c vrrp_check_packet), as are VRRPv2 adverts with another advert_int (VRRPv3 only logs
+# "advertisement interval mismatch": the lab wants them equal all the same).
+_MUST_AGREE = (
+    ("the instance's name", "name"),
+    ("virtual_router_id", "vrid"),
+    ("the VRRP version", "version"),
+    ("advert_int", "advert_int"),
+    ("lvs_sync_daemon interface", "sync_interface"),
+    ("lvs_sync_daemon id", "syncid"),
+)
+
+
+def _check_keepalived(
+    r: _Reader, ka_name: str, ka_dir: Path, nodes: list[Node], method: str, vip: str
+) -> tuple[dict[str, Path], VrrpSetup, list[tuple[ServiceSpec, list[DestSpec]]]]:
+    """The keepalived directory fits the scenario: one keepalived.conf per director
+    (``<node>.conf``), each parsed as pylvsd parses it, with the same virtual servers (on the
+    VIP, to the real-server nodes, by the scenario's method) and one ``vrrp_instance`` holding
+    the VIP on the director's interface in the VIP's LAN; the instances agree (name, VRID,
+    version), the active director has the highest priority, and ``lvs_sync_daemon`` (if any)
+    names that instance and an interface of the director. Returns the files, the VRRP set-up
+    and the services."""
+    if not ka_dir.is_dir():
+        raise r.fail(f"keepalived {ka_name}: no such directory beside {r.path.name}")
+    directors = [n for n in nodes if n.role == "director"]
+    director_ips = {i.ip: n.name for n in directors for i in n.interfaces}
+    configs: dict[str, Path] = {}
+    found: dict[str, _VipInstance] = {}
+    services: list[tuple[ServiceSpec, list[DestSpec]]] = []
+    first_services: tuple[str, list[tuple[ServiceSpec, list[DestSpec]]]] | None = None
+    for director in directors:
+        where = f"keepalived {ka_name}/{director.name}{KA_SUFFIX}"
+        conf = ka_dir / f"{director.name}{KA_SUFFIX}"
+        try:
+            text = conf.read_text(errors="replace")
+        except OSError as exc:
+            raise r.fail(
+                f"{where}: {exc.strerror or exc} (every director needs its keepalived.conf)"
+            ) from None
+        if not looks_like_keepalived(text):
+            raise r.fail(
+                f"{where}: not a keepalived.conf (its first keyword should be global_defs, "
+                "vrrp_instance, virtual_server, ...)"
+            )
+        try:
+            config = load_keepalived(conf)
+        except ConfigError as exc:
+            raise r.fail(f"keepalived {exc}") from None
+        ka = config.keepalived
+        assert ka is not None  # load_keepalived always sets it
+        these = config.services()
+        _check_services(r, where, these, nodes, method, vip)
+        if first_services is None:
+            first_services = (director.name, these)
+            services = these
+        elif _service_keys(these) != _service_keys(first_services[1]):
+            raise r.fail(
+                f"{where}: its virtual servers are not those of {first_services[0]}{KA_SUFFIX} "
+                "(both directors must serve the same, whichever is the VRRP master)"
+            )
+        names = [i.name for i in director.interfaces]
+        vip_iface = next(
+            i for i in director.interfaces if ipaddress.IPv4Address(vip) in i.address.network
+        )
+        holding = [
+            vi for vi in ka.vrrp_instances if any(a.addr == vip for a in vi.virtual_ipaddress)
+        ]
+        if len(holding) != 1:
+            raise r.fail(
+                f"{where}: one vrrp_instance must have the vip {vip} in its virtual_ipaddress, "
+                f"found {len(holding)}"
+            )
+        (vi,) = holding
+        at = f"{where} line {vi.line}: vrrp_instance {vi.name}"
+        if vi.interface not in names:
+            raise r.fail(
+                f"{at}: interface {vi.interface} is not an interface of {director.name} "
+                f"({', '.join(names)})"
+            )
+        address = next(a for a in vi.virtual_ipaddress if a.addr == vip)
+        dev = address.dev or vi.interface
+        if dev != vip_iface.name:
+            raise r.fail(
+                f"{at}: the vip would go on {dev}, but {director.name}'s interface on the vip's "
+                f"LAN is {vip_iface.name}"
+            )
+        if vi.unicast_src_ip is not None and vi.unicast_src_ip not in director.addresses:
+            raise r.fail(f"{at}: unicast_src_ip {vi.unicast_src_ip} is not {director.name}'s")
+        for peer in vi.unicast_peer:
+            if director_ips.get(peer.addr, director.name) == director.name:
+                raise r.fail(
+                    f"{at} line {peer.line}: unicast_peer {peer.addr} is not another director's "
+                    "address"
+                )
+        sync = ka.global_defs.lvs_sync_daemon
+        sync_iface: str | None = None
+        syncid: int | None = None
+        if sync is not None:
+            if sync.interface not in names:
+                raise r.fail(
+                    f"{where} line {sync.line}: lvs_sync_daemon interface {sync.interface} is not "
+                    f"an interface of {director.name} ({', '.join(names)})"
+                )
+            if sync.instance != vi.name:
+                raise r.fail(
+                    f"{where} line {sync.line}: lvs_sync_daemon follows {sync.instance}, not the "
+                    f"vip's instance {vi.name}"
+                )
+            # vrrp.c vrrp_complete_init: without ``id`` the sync daemons use the VRID.
+            sync_iface, syncid = (
+                sync.interface,
+                sync.syncid if sync.syncid is not None else vi.virtual_router_id,
+            )
+        assert vi.virtual_router_id is not None  # the parser refuses an instance without one
+        configs[director.name] = conf
+        found[director.name] = _VipInstance(
+            vi.name,
+            vi.virtual_router_id,
+            vi.version,
+            vi.advert_int,
+            vi.priority,
+            sync_iface,
+            syncid,
+            not vi.nopreempt,
+        )
+    first, *others = directors
+    ref = found[first.name]
+    for other in others:
+        theirs = found[other.name]
+        for label, attr in _MUST_AGREE:
+            mine, its = getattr(ref, attr), getattr(theirs, attr)
+            if mine != its:
+                raise r.fail(
+                    f"keepalived {ka_name}: {label} is {_none(mine)} in {first.name}{KA_SUFFIX} "
+                    f"but {_none(its)} in {other.name}{KA_SUFFIX} (the vip's vrrp_instance must "
+                    "be the same virtual router on every director)"
+                )
+    priorities = {name: inst.priority for name, inst in found.items()}
+    active = next(n for n in directors if not n.standby)
+    best = max(priorities.values())
+    if priorities[active.name] != best or list(priorities.values()).count(best) > 1:
+        listed = ", ".join(f"{n} {p}" for n, p in priorities.items())
+        raise r.fail(
+            f"keepalived {ka_name}: the active (not standby) director {active.name} must have the "
+            f"highest priority in {ref.name}, alone (priorities: {listed})"
+        )
+    setup = VrrpSetup(
+        instance=ref.name,
+        vrid=ref.vrid,
+        version=ref.version,
+        advert_int=ref.advert_int,
+        priorities=priorities,
+        sync_interface=ref.sync_interface,
+        syncid=ref.syncid,
+        preempt=found[active.name].preempt,
+    )
+    return configs, setup, services
+
+
+def _none(value: object) -> str:
+    return "none" if value is None else str(value)
+
+
+def _service_keys(services: list[tuple[ServiceSpec, list[DestSpec]]]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (spec.key(), sorted((d.addr, d.port, d.fwd, d.weight) for d in dests))
+        for spec, dests in services
+    )

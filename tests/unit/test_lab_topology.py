@@ -69,7 +69,7 @@ def _parse(tmp_path: Path, text: str, config: str = CONFIG) -> object:
     return parse_scenario(text, path)
 
 
-@pytest.mark.parametrize("name", ["dr", "nat", "tun", "farm"])
+@pytest.mark.parametrize("name", ["dr", "nat", "tun", "farm", "farmka"])
 def test_shipped_scenarios_load(name: str) -> None:
     scenario = load_scenario(name)
     assert scenario.name == name
@@ -153,7 +153,9 @@ def test_config_must_match_the_scenario(tmp_path: Path) -> None:
 
 
 def test_unknown_scenario_names_the_known_ones() -> None:
-    with pytest.raises(LabConfigError, match=r"no such scenario \(known: dr, farm, nat, tun\)"):
+    with pytest.raises(
+        LabConfigError, match=r"no such scenario \(known: dr, farm, farmka, nat, tun\)"
+    ):
         load_scenario("nosuch")
 
 
