@@ -46,7 +46,7 @@ from pylvs.core.control import (
     addr_from_text,
 )
 from pylvs.core.engine import Engine
-from pylvs.core.service import AF_INET, FwdMethod, ServiceFlags
+from pylvs.core.service import AF_INET, AF_INET6, FwdMethod, ServiceFlags
 from pylvs.io import netcfg
 from pylvs.io.backend import Backend, BackendError
 from pylvs.io.sync import SyncManager
@@ -62,6 +62,10 @@ log = logging.getLogger("pylvs.director")
 #   after, in FORWARD), so when the VIP is a local address the kernel would drop them as martians
 #   (fib_validate_source) without it.
 NAT_SYSCTLS = (("net.ipv4.ip_forward", 1), ("net.ipv4.conf.all.accept_local", 1))
+# The same for IPv6 masquerading real servers: the kernel forwards NAT66-rewritten packets. IPv6
+# has no accept_local: a packet whose source is a local address is not dropped on input
+# (ip6_rcv_core checks only loopback and multicast sources).
+NAT6_SYSCTLS = (("net.ipv6.conf.all.forwarding", 1),)
 
 # Real servers whose next hop a batch resolves ahead of their first packet; the others are
 # resolved by their first packet (resolving thousands of neighbours at once floods the LAN).
@@ -159,7 +163,8 @@ class Director:
             raise IPVSError(errno.EIO, op, f"cannot update the packet rules: {exc}") from None
         self._rules_stale = False
         if self.backend.kernel_forwards:
-            self._nat_sysctls(any(d.fwd == FwdMethod.MASQ for s in infos for d in s.dests))
+            masq = {d.af for s in infos for d in s.dests if d.fwd == FwdMethod.MASQ}
+            self._nat_sysctls(AF_INET in masq, AF_INET6 in masq)
 
     def _undoable(self, op: str, change: Callable[[], None], undo: Callable[[], None]) -> None:
         """Run an engine change and bring the rules up to date; undo the change if the rules
@@ -175,18 +180,31 @@ class Director:
 
     # -- sysctls --------------------------------------------------------------------------------
 
-    def _nat_sysctls(self, masq: bool) -> None:
-        if masq and not self._saved_sysctls:
-            for key, value in NAT_SYSCTLS:
-                try:
-                    self._saved_sysctls[key] = self._write_sysctl(key, value)
-                except (OSError, netcfg.NetcfgError) as exc:
-                    log.error("cannot set %s=%s for NAT: %s", key, value, exc)
-            if self._remember is not None:
-                self._remember(dict(self._saved_sysctls))
-            log.info("masquerading real servers: %s", ", ".join(f"{k}={v}" for k, v in NAT_SYSCTLS))
-        elif not masq and self._saved_sysctls:
-            self.restore()
+    def _nat_sysctls(self, masq: bool, masq6: bool = False) -> None:
+        """Set the sysctls NAT needs while masquerading real servers of that family exist,
+        and put back those no longer needed."""
+        wanted = (NAT_SYSCTLS if masq else ()) + (NAT6_SYSCTLS if masq6 else ())
+        keys = {key for key, _value in wanted}
+        changed = False
+        for key, value in wanted:
+            if key in self._saved_sysctls:
+                continue
+            try:
+                self._saved_sysctls[key] = self._write_sysctl(key, value)
+                changed = True
+            except (OSError, netcfg.NetcfgError) as exc:
+                log.error("cannot set %s=%s for NAT: %s", key, value, exc)
+        if changed:
+            log.info(
+                "masquerading real servers: %s",
+                ", ".join(f"{k}={v}" for k, v in wanted),
+            )
+        for key in [k for k in self._saved_sysctls if k not in keys]:
+            with contextlib.suppress(OSError, netcfg.NetcfgError):
+                self._write_sysctl(key, self._saved_sysctls.pop(key))
+            changed = True
+        if changed and self._remember is not None:
+            self._remember(dict(self._saved_sysctls))
 
     def restore(self) -> None:
         """Undo the host changes (sysctls); the backend removes its own rules."""
@@ -205,7 +223,7 @@ class Director:
             log.warning(message, *args)
 
     def _check_vip(self, spec: ServiceSpec, op: str) -> None:
-        if spec.fwmark or spec.af != AF_INET:
+        if spec.fwmark or spec.af not in (AF_INET, AF_INET6):
             return
         try:
             netcfg.route_get(spec.addr)
@@ -225,7 +243,7 @@ class Director:
 
     def _route_dest(self, dest: DestSpec, op: str) -> None:
         """Refuse an unroutable real server in strict mode (before the engine changes)."""
-        if not self.strict_routes or dest.af != AF_INET:
+        if not self.strict_routes or dest.af not in (AF_INET, AF_INET6):
             return
         try:
             netcfg.route_get(dest.addr)
@@ -237,7 +255,8 @@ class Director:
             return
 
     def resolve_path(self, addr: str, fwd: int) -> None:
-        """Record route source and MTU (0: no route) towards one IPv4 real server."""
+        """Record route source and MTU (0: no route) towards one real server (IPv4 or IPv6:
+        the engine's ``set_path(6, ...)`` gives an IPv6 tunnel its outer source and MTU)."""
         try:
             route: netcfg.RouteInfo | None = netcfg.route_get(addr)
         except Exception:  # pyroute2 errors are not all OSErrors; a lookup must not fail
@@ -260,10 +279,10 @@ class Director:
     def _path(
         self, addr: str, fwd: int, route: netcfg.RouteInfo | None
     ) -> tuple[int, int, int, int] | None:
-        """(af, address, route source, MTU) towards one IPv4 real server, MTU 0 when there is
-        no route (or the address is the director's own); None for what is no IPv4 address."""
+        """(af, address, route source, MTU) towards one real server, MTU 0 when there is
+        no route (or the address is the director's own); None for what is no IP address."""
         try:
-            _af, daddr = addr_from_text(addr)
+            af, daddr = addr_from_text(addr)
         except ValueError:
             return None
         if route is None or route.local:
@@ -272,11 +291,11 @@ class Director:
                 log.warning(
                     "real server %s: no route; its packets are dropped until one appears", addr
                 )
-            return (AF_INET, daddr, 0, 0)
+            return (af, daddr, 0, 0)
         if addr in self.unroutable:
             self.unroutable.discard(addr)
             log.info("real server %s: route via %s", addr, route.gateway or "the link")
-        _af, src = addr_from_text(route.src) if route.src else (AF_INET, 0)
+        _af, src = addr_from_text(route.src) if route.src else (af, 0)
         if fwd == FwdMethod.ROUTE and route.gateway:
             self._warn_once(
                 f"gw {addr}",
@@ -284,14 +303,14 @@ class Director:
                 addr,
                 route.gateway,
             )
-        return (AF_INET, daddr, src, route.mtu)
+        return (af, daddr, src, route.mtu)
 
     def resolve_paths(self) -> None:
-        """Resolve every IPv4 real server again (routes or addresses changed)."""
+        """Resolve every real server again (routes or addresses changed)."""
         seen: dict[str, int] = {}
         for svc in self.engine.services():
             for d in svc.dests:
-                if d.af == AF_INET:
+                if d.af in (AF_INET, AF_INET6):
                     seen.setdefault(d.addr, d.fwd)
         self._resolve_all(seen)
         self.unroutable &= set(seen)
@@ -343,7 +362,7 @@ class Director:
         self._after_dest(dest)
 
     def _after_dest(self, dest: DestSpec) -> None:
-        if dest.af != AF_INET:
+        if dest.af not in (AF_INET, AF_INET6):
             return
         if self._batch_depth:
             # Resolved once per address at the end of the batch.

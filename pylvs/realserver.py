@@ -11,6 +11,17 @@ What each forwarding method needs on the real server (LVS-HOWTO; kernel selftest
   stopped.
 * ``nat``: replies must go back through the director, so the default route points at it.
 
+An IPv6 VIP (``--vip 2001:db8::10``) is put on ``lo`` as a /128 (a shorter prefix on ``lo`` would
+make the whole prefix local). IPv6 has no "ARP problem" to suppress: Linux answers a Neighbor
+Solicitation only for an address of the interface it arrived on (``ndisc_recv_ns`` looks the
+target up on that device, unless proxy NDP is on), so a VIP on ``lo`` is never advertised on the
+real server's other interfaces; this was checked in namespaces (a neighbour soliciting the VIP of
+a host that has it on ``lo`` gets no answer: FAILED), so nothing replaces ``arp_ignore`` /
+``arp_announce``, and IPv6 has no ``rp_filter``. Addresses on ``lo`` do no duplicate address
+detection, so the VIP is usable at once. In ``nat`` mode with an IPv6 director, the IPv6 default
+route points at it. The tunnel decapsulator takes IPv6-in-IPv6 and IPv4-in-IPv6 as well
+(:mod:`pylvs.io.ipipdecap`).
+
 :func:`setup` records every value it changes in a state file under ``/run/pylvs`` (one per network
 namespace), and :func:`undo` puts them back.
 """
@@ -21,6 +32,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import socket
 from dataclasses import asdict, dataclass, field
 
 from pylvs.io import netcfg
@@ -92,11 +104,21 @@ def setup(vip: str, mode: str, director: str | None = None) -> RealServerState:
     if mode not in MODES:
         raise RealServerError(f"unknown mode {mode!r} (use dr, tun or nat)")
     try:
-        ip = ipaddress.IPv4Address(vip)
+        ip = ipaddress.ip_address(vip)
     except ValueError:
-        raise RealServerError(f"VIP {vip!r} is not an IPv4 address") from None
+        raise RealServerError(f"VIP {vip!r} is not an IPv4 or IPv6 address") from None
     if mode == "nat" and director is None:
         raise RealServerError("nat mode needs --director ADDR (the real server's gateway)")
+    if mode == "nat" and director is not None:
+        try:
+            gateway = ipaddress.ip_address(director)
+        except ValueError:
+            raise RealServerError(f"director {director!r} is not an IP address") from None
+        if gateway.version != ip.version:
+            raise RealServerError(
+                f"director {director} and VIP {vip} are not of one family (NAT does not mix "
+                "IPv4 and IPv6)"
+            )
     previous = _load_state()
     if previous is not None:
         raise RealServerError(
@@ -110,12 +132,14 @@ def setup(vip: str, mode: str, director: str | None = None) -> RealServerState:
                 # A fresh namespace has lo down: the VIP on it would accept nothing.
                 netcfg.set_link_up("lo")
                 state.lo_raised = True
-            state.address_added = netcfg.add_address("lo", f"{ip}/32")
-            for conf in ("all", "lo"):
-                _set(state, f"net/ipv4/conf/{conf}/arp_ignore", 1)
-                _set(state, f"net/ipv4/conf/{conf}/arp_announce", 2)
-            for conf in ("all", "default", *netcfg.link_names()):
-                _set(state, f"net/ipv4/conf/{conf}/rp_filter", 0)
+            state.address_added = netcfg.add_address("lo", f"{ip}/{ip.max_prefixlen}")
+            if ip.version == 4:
+                # IPv6: nothing to suppress (module docstring).
+                for conf in ("all", "lo"):
+                    _set(state, f"net/ipv4/conf/{conf}/arp_ignore", 1)
+                    _set(state, f"net/ipv4/conf/{conf}/arp_announce", 2)
+                for conf in ("all", "default", *netcfg.link_names()):
+                    _set(state, f"net/ipv4/conf/{conf}/rp_filter", 0)
             if mode == "tun" and netcfg.link_exists("tunl0"):
                 state.tunl0_used = True
                 netcfg.set_link_up("tunl0")
@@ -125,7 +149,8 @@ def setup(vip: str, mode: str, director: str | None = None) -> RealServerState:
                 netcfg.route_get(director)
             except netcfg.NoRouteError:
                 raise RealServerError(f"director {director} is not reachable (no route)") from None
-            state.old_gateway = netcfg.default_gateway()
+            family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+            state.old_gateway = netcfg.default_gateway(family)
             netcfg.replace_default_route(director)
             state.route_set = True
     except Exception:
@@ -150,7 +175,8 @@ def _revert(state: RealServerState) -> None:
         with contextlib.suppress(netcfg.NetcfgError, OSError):
             netcfg.write_sysctl(key, old)
     if state.address_added:
-        netcfg.del_address("lo", f"{state.vip}/32")
+        prefix = 128 if ":" in state.vip else 32
+        netcfg.del_address("lo", f"{state.vip}/{prefix}")
     if state.lo_raised:
         with contextlib.suppress(netcfg.NetcfgError, OSError):
             netcfg.set_link_down("lo")
@@ -170,8 +196,12 @@ def describe(state: RealServerState) -> str:
     """One line saying what :func:`setup` changed (``pylvs realserver`` prints it)."""
     if state.mode == "nat":
         return f"nat real server: default route via {state.director}"
-    done = [f"{state.vip}/32 on lo" + (" (lo brought up)" if state.lo_raised else "")]
-    done.append("arp_ignore=1 arp_announce=2 on all and lo, rp_filter=0")
+    prefix = 128 if ":" in state.vip else 32
+    done = [f"{state.vip}/{prefix} on lo" + (" (lo brought up)" if state.lo_raised else "")]
+    if prefix == 32:
+        done.append("arp_ignore=1 arp_announce=2 on all and lo, rp_filter=0")
+    else:
+        done.append("no neighbour advertisement for it (the kernel answers NS per interface)")
     if state.tunl0_used:
         done.append("tunl0 up")
     return f"{state.mode} real server: " + ", ".join(done)

@@ -13,12 +13,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any, TextIO
 
+from pylvs.cli.client import add_pylvsd_options, reach_pylvsd, write_status
 from pylvs.core.control import IPVSError
-from pylvs.io import netcfg
 
 __all__ = ["add_ha", "format_status", "summary"]
 
@@ -76,8 +75,7 @@ def add_ha(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the heartbeat of pylvsd --ha: status, standby, takeover",
         description="Heartbeat status (as cl_status), hb_standby and hb_takeover for pylvsd.",
     )
-    p.add_argument("--netns", metavar="NAME", help="the network namespace of the pylvsd")
-    p.add_argument("--socket", default="pylvsd", help="control socket name (default pylvsd)")
+    add_pylvsd_options(p)
     cmds = p.add_subparsers(dest="ha_command", required=True, metavar="COMMAND")
     status = cmds.add_parser("status", help="this node, the nodes, links and resources")
     status.add_argument("--json", action="store_true", help="print pylvsd's answer as JSON")
@@ -91,25 +89,14 @@ def add_ha(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_ha(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from pylvs.cli.top import connect, resolve_netns
-
-    netns = resolve_netns(args.netns)
-    stream = out or sys.stdout
-    try:
-        ctl = connect(netns, args.socket)
-    except (OSError, netcfg.NetcfgError) as exc:
-        where = f" in netns {netns}" if netns else ""
-        print(f"pylvs ha: cannot reach pylvsd @{args.socket}{where}: {exc}", file=sys.stderr)
+    ctl = reach_pylvsd("ha", args.netns, args.socket)
+    if ctl is None:
         return 1
+    stream = out or sys.stdout
     try:
         with ctl:
             if args.ha_command == "status":
-                st = ctl.request("ha-status")
-                if args.json:
-                    json.dump(st, stream, indent=2)
-                    stream.write("\n")
-                else:
-                    stream.write(format_status(st))
+                write_status(ctl.request("ha-status"), args.json, format_status, stream)
             else:
                 answer = ctl.request(f"ha-{args.ha_command}", what=args.what)
                 print(answer, file=stream)

@@ -39,7 +39,7 @@ def _add_realserver(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "decapsulator until stopped (SIGTERM/SIGINT). --undo reverts the changes."
         ),
     )
-    p.add_argument("--vip", help="virtual IP address (IPv4)")
+    p.add_argument("--vip", help="virtual IP address (IPv4 or IPv6)")
     p.add_argument("--mode", choices=realserver.MODES, help="forwarding method of the director")
     p.add_argument("--director", metavar="ADDR", help="director address (nat: default gateway)")
     p.add_argument("--tun-name", default=DEFAULT_TUN_NAME, help="TUN device of the decapsulator")

@@ -5,12 +5,11 @@ state, priorities, current master, virtual addresses and trackers)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any, TextIO
 
+from pylvs.cli.client import add_pylvsd_options, reach_pylvsd, write_status
 from pylvs.core.control import IPVSError
-from pylvs.io import netcfg
 
 __all__ = ["add_vrrp", "format_status"]
 
@@ -51,8 +50,7 @@ def add_vrrp(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the VRRP instances of pylvsd --config keepalived.conf",
         description="VRRP instance states of a pylvsd running a keepalived.conf.",
     )
-    p.add_argument("--netns", metavar="NAME", help="the network namespace of the pylvsd")
-    p.add_argument("--socket", default="pylvsd", help="control socket name (default pylvsd)")
+    add_pylvsd_options(p)
     cmds = p.add_subparsers(dest="vrrp_command", required=True, metavar="COMMAND")
     status = cmds.add_parser("status", help="each instance's state, priority and master")
     status.add_argument("--json", action="store_true", help="print pylvsd's answer as JSON")
@@ -60,15 +58,8 @@ def add_vrrp(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_vrrp(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from pylvs.cli.top import connect, resolve_netns
-
-    netns = resolve_netns(args.netns)
-    stream = out or sys.stdout
-    try:
-        ctl = connect(netns, args.socket)
-    except (OSError, netcfg.NetcfgError) as exc:
-        where = f" in netns {netns}" if netns else ""
-        print(f"pylvs vrrp: cannot reach pylvsd @{args.socket}{where}: {exc}", file=sys.stderr)
+    ctl = reach_pylvsd("vrrp", args.netns, args.socket)
+    if ctl is None:
         return 1
     try:
         with ctl:
@@ -76,9 +67,5 @@ def _cmd_vrrp(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except IPVSError as exc:
         print(f"pylvs vrrp: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        json.dump(st, stream, indent=2)
-        stream.write("\n")
-    else:
-        stream.write(format_status(st))
+    write_status(st, args.json, format_status, out or sys.stdout)
     return 0

@@ -911,9 +911,12 @@ def parse_ipaddr_arg(arg: str) -> IPAddrSpec:
     ValueError with the reason."""
     fields = arg.split("/")
     try:
-        ip = str(ipaddress.IPv4Address(fields[0]))
+        # IPv6 too (IPaddr2 FAMILY=inet6 when the address has a ":"; IPv6addr)
+        parsed = ipaddress.ip_address(fields[0])
     except ValueError:
         raise ValueError(f"invalid IP address [{fields[0]}] in [{arg}]") from None
+    ip = str(parsed)
+    most = 32 if parsed.version == 4 else 128
     prefixlen: int | None = None
     iface: str | None = None
     label: str | None = None
@@ -923,8 +926,10 @@ def parse_ipaddr_arg(arg: str) -> IPAddrSpec:
         try:
             if mask.isdigit():
                 prefixlen = int(mask)
-                if prefixlen > 32:
+                if prefixlen > most:
                     raise ValueError
+            elif parsed.version == 6:
+                raise ValueError
             else:
                 prefixlen = ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen
         except ValueError:
@@ -938,6 +943,8 @@ def parse_ipaddr_arg(arg: str) -> IPAddrSpec:
             label = lbl or None
             if len(fields) > 3 and fields[3]:
                 broadcast = fields[3]
+    if broadcast is not None and parsed.version == 6:
+        raise ValueError(f"an IPv6 address has no broadcast address [{broadcast}] in [{arg}]")
     if broadcast is not None:
         try:
             broadcast = str(ipaddress.IPv4Address(broadcast))

@@ -2332,16 +2332,7 @@ def _not_run_yet(ka: KeepalivedConfig) -> list[str]:
         if users:
             vi = users[0]
             out.append(f"{vi.file or ka.source}:{vi.line}: ({vi.name}) {what}")
-    six = [
-        vi
-        for vi in ka.vrrp_instances
-        if any(":" in va.addr for va in vi.virtual_ipaddress + vi.virtual_ipaddress_excluded)
-    ]
-    if six:
-        out.append(
-            f"{six[0].file or ka.source}:{six[0].line}: ({six[0].name}) IPv6 VRRP instances "
-            "are not run by pylvs yet: pylvsd refuses to start them"
-        )
+    # IPv6 vrrp_instances run too (VRRPv3 over IPv6, unsolicited neighbour advertisements).
     return out
 
 

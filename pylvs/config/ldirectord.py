@@ -19,6 +19,7 @@ testing that ``maintenancedir`` exists) are only recorded here.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,6 +335,11 @@ class _Parser:
         elif m6 and af == AF_INET:
             self.fail(vline, 'cannot specify an IPv6 address here. please use "virtual6" instead.')
         elif m6:
+            try:
+                ipaddress.IPv6Address(m6.group(1))
+            except ValueError:
+                # ld_read_config: inet_pton(AF_INET6, $v6addr) before any resolving
+                self.fail(vline, "invalid ipv6 address for virtual server")
             host, port_text = f"[{m6.group(1)}]", m6.group(2)
         else:
             self.fail(vline, "invalid address for virtual server")

@@ -484,13 +484,14 @@ class _Builder:
         fwd = self.forward(sec, t, "gate")
         first, arrow, last = name.partition("->")
         af, addr = self.address(sec, {"address": first.strip()}, spec.af)
-        # A dest of another family than its service needs a tunnel (IPVS mixed-family support).
-        if af != spec.af:
-            # IPVS allows it for tunnels; pylvs does not encapsulate across families yet.
+        # A dest of another family than its service needs a tunnel (IPVS mixed-family support:
+        # ip_vs_ctl.c refuses it for other methods, ipvsadm says so before asking the kernel).
+        if af != spec.af and fwd != FwdMethod.TUNNEL:
             self.fail(
                 sec,
                 "address",
-                f"{sec}.address: a real server of another address family is not supported",
+                f"{sec}.address: a real server of another address family needs forward = ipip "
+                "(Different address family is allowed only for tunneling servers)",
             )
         addrs = [addr]
         if arrow:

@@ -35,6 +35,7 @@ __all__ = [
     "CF_ONE_PACKET",
     "CF_SYNC",
     "CF_TEMPLATE",
+    "V6_MARK",
     "Bucket",
     "Conn",
     "ConnIndex",
@@ -60,7 +61,11 @@ CF_INVALID = 0x80  # template invalidated by ip_vs_check_template (vport/dport s
 # backup's synced connections carry it.
 CF_SYNC = 0x100
 
+# The bit that sets IPv6 keys apart from IPv4 ones (above every field of either). An IPv6 key's
+# virtual part is ``V6_MARK | proto << 144 | vaddr << 16 | vport`` and its client part
+# ``caddr << 16 | cport``: the same two-level indexes as IPv4, with 128-bit addresses.
 _V6_MARK = 1 << 300
+V6_MARK = _V6_MARK
 _MASK48 = (1 << 48) - 1  # an IPv4 address and port
 _MASK144 = (1 << 144) - 1  # an IPv6 address and port
 

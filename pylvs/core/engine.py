@@ -1,12 +1,12 @@
 """The packet path: one IP packet in, one action out (ip_vs_core.c, without the I/O).
 
-``Engine.handle(packet, now, mark)`` decides what happens to one IPv4 packet that reached the
-director and returns an :class:`Action`; the backend carries it out. The engine never sends,
+``Engine.handle(packet, now, mark)`` decides what happens to one IPv4 or IPv6 packet that reached
+the director and returns an :class:`Action`; the backend carries it out. The engine never sends,
 sleeps or reads a clock: ``now`` comes with every call, and ``tick(now)`` runs the timers.
 
 The order of decisions follows ``ip_vs_in_hook`` / ``ip_vs_out_hook``:
 
-1. parse; malformed packets are dropped, packets pylvs does not handle (fragments, IPv6, other
+1. parse; malformed packets are dropped, packets pylvs does not handle (fragments, other
    protocols) are passed to the kernel untouched; each case has a counter in ``counters``;
 2. a packet of a known connection (client side) is forwarded by the connection's method, after
    the TCP state machine and the counters have seen it; a new SYN on a closed connection may
@@ -20,11 +20,37 @@ The order of decisions follows ``ip_vs_in_hook`` / ``ip_vs_out_hook``:
 
 If ``packet`` is a ``bytearray`` the engine rewrites it in place and returns it in the action;
 otherwise it works on a copy.
+
+IPv6 (ip_vs_in_hook / ip_vs_out_hook with ``af == AF_INET6``) takes the same steps with its own
+entry, :meth:`Engine._handle_v6`, which ``handle`` branches to right after the parse, so that the
+IPv4 path pays nothing for it. Its connections live in the same two-level indexes, under keys
+with 128-bit addresses (:data:`pylvs.core.conntrack.V6_MARK`); the TCP state machine, the
+schedulers, persistence (``-M`` is a prefix length, 128 by default for IPv6) and the rewrites
+are shared. The differences, from ip_vs_core.c and ip_vs_xmit.c:
+
+- extension headers (hop-by-hop, routing, destination options, AH) are walked to the upper
+  layer header (ipv6_find_hdr); fragments are passed to the kernel, never scheduled;
+- NAT66 rewrites addresses and ports and the L4 checksum (IPv6 has no header checksum);
+- DR sends the packet to the real server's link-layer address, which the backend learns by
+  neighbour discovery for the IPv6 ``next_hop`` (the same ROUTE action as IPv4);
+- tunnel mode to an IPv6 real server encapsulates in IPv6 (ip_vs_tunnel_xmit_v6: next header
+  41 for an IPv6 packet, 4 for an IPv4 one; hop limit and traffic class copied): the path MTU
+  less the 40-byte header must be at least 1280, and a bigger IPv6 packet gets Packet Too Big
+  with that MTU (__mtu_check_toobig_v6). Families mix only in tunnel mode (ip_vs_genl_set_cmd);
+- ICMPv6 errors (destination unreachable, packet too big, time exceeded, parameter problem)
+  quoting a tracked connection follow it, their quote rewritten for NAT (ip_vs_in_icmp_v6,
+  ip_vs_out_icmp_v6); informational messages are not related;
+- the hop limit is decremented where pylvs forwards (as the TTL is), with ICMPv6 time exceeded
+  when it would reach 0; errors go out as ICMPv6 (port unreachable, packet too big).
+
+``Action.next_hop`` is an IPv4 or IPv6 address: the family of the packet in the action (its
+first nibble: for a tunnel the outer header's).
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 import logging
 import platform
 import random
@@ -37,14 +63,24 @@ from pylvs.core.conntrack import (
     CF_NOOUTPUT,
     CF_ONE_PACKET,
     CF_TEMPLATE,
+    V6_MARK,
     Conn,
     new_conn,
 )
 from pylvs.core.ipvs import IPVS
-from pylvs.core.packet import Packet, ParseError, parse_icmp_inner, parse_ip
+from pylvs.core.packet import (
+    ICMPV6_ERROR_TYPES,
+    IPPROTO_ICMPV6,
+    IPV6_HLEN,
+    Packet,
+    ParseError,
+    parse_icmp_inner,
+    parse_ip,
+)
 from pylvs.core.ratelimit import RateLimit
 from pylvs.core.service import (
     AF_INET,
+    AF_INET6,
     IPPROTO_TCP,
     IPPROTO_UDP,
     Dest,
@@ -69,6 +105,14 @@ _TCP_SYN = 0x02
 _TCP_RST = 0x04
 # ICMP types IPVS treats as related to a connection (ip_vs_in_icmp).
 _ICMP_RELATED = frozenset({3, 4, 11})
+# ip_vs_in_icmp_v6 takes every ICMPv6 error (types below 128, ICMPV6_INFOMSG_MASK clear); the
+# defined ones: destination unreachable, packet too big, time exceeded, parameter problem.
+_ICMPV6_RELATED = ICMPV6_ERROR_TYPES
+# IPV6_MIN_MTU: __ip_vs_get_out_rt_v6 drops a tunnelled packet when the path MTU less the outer
+# header is below it ("mtu less than 1280").
+_IPV6_MIN_MTU = 1280
+_MASK32 = 0xFFFFFFFF
+_MASK128 = (1 << 128) - 1
 _MASQ = int(FwdMethod.MASQ)
 _ROUTE = int(FwdMethod.ROUTE)
 _TUNNEL = int(FwdMethod.TUNNEL)
@@ -107,7 +151,9 @@ class Verdict(enum.IntEnum):
 class Action(NamedTuple):
     verdict: Verdict
     packet: bytes | bytearray | None = None
-    next_hop: int = 0  # the IPv4 address the result is for (real server or client)
+    # The IPv4 or IPv6 address the result is for (real server or client); its family is the
+    # version of ``packet`` (for a tunnel, of the outer header).
+    next_hop: int = 0
 
 
 ACCEPT = Action(Verdict.ACCEPT)
@@ -194,8 +240,7 @@ class Engine(IPVS):
             self.counters["drop_" + exc.reason] += 1
             return DROP
         if p.version != 4:
-            self.counters["pass_ipv6"] += 1
-            return ACCEPT
+            return self._handle_v6(packet, p, now, mark)
         if p.is_fragment:
             # IPVS works on reassembled packets; pylvs passes fragments to the kernel.
             self.counters["pass_fragment"] += 1
@@ -228,6 +273,45 @@ class Engine(IPVS):
             return self._in_new(packet, p, now, mark)
         if proto == IPPROTO_ICMP:
             return self._icmp(packet, p, now)
+        self.counters["pass_protocol"] += 1
+        return ACCEPT
+
+    def _handle_v6(
+        self, packet: bytes | bytearray | memoryview, p: Packet, now: float, mark: int
+    ) -> Action:
+        """The IPv6 packet path: :meth:`handle`'s steps with 128-bit keys (module docstring)."""
+        if p.is_fragment:
+            # IPVS sees IPv6 reassembled (nf_defrag_ipv6) and schedules no later fragment
+            # (frag_safe_skb_hp); pylvs passes fragments to the kernel, as for IPv4.
+            self.counters["pass_fragment"] += 1
+            return ACCEPT
+        proto = p.proto
+        if proto in (IPPROTO_TCP, IPPROTO_UDP):
+            # The two halves of the flow key (conntrack.split_parts for IPv6): the in index is
+            # flows_in[mark + proto + destination][source], the out index
+            # flows_out[mark + proto + source][destination].
+            src = p.saddr << 16 | p.sport
+            dst = p.daddr << 16 | p.dport
+            part = V6_MARK | proto << 144
+            conns = self.table
+            flows = conns.flows_in.get(part | dst)
+            if flows is not None:
+                cp = flows.get(src)
+                if cp is not None:
+                    # As in handle: the common case of _in_existing without its call.
+                    if (not p.tcp_flags & _TCP_SYN or proto == IPPROTO_UDP) and cp.dest.available:
+                        return self._forward_in(cp, packet, p, now)
+                    return self._in_existing(cp, packet, p, now, mark)
+            flows = conns.flows_out.get(part | src)
+            if flows is not None:
+                cp = flows.get(dst)
+                if cp is not None:
+                    return self._out(cp, packet, p, now, _MASK128)
+            return self._in_new(packet, p, now, mark)
+        if proto == IPPROTO_ICMPV6:
+            if p.icmp_type not in _ICMPV6_RELATED:
+                return ACCEPT
+            return self._icmp_related(packet, p)
         self.counters["pass_protocol"] += 1
         return ACCEPT
 
@@ -272,7 +356,8 @@ class Engine(IPVS):
     def _in_new(
         self, packet: bytes | bytearray | memoryview, p: Packet, now: float, mark: int
     ) -> Action:
-        svc = self.find_service(AF_INET, p.proto, p.daddr, p.dport, mark)
+        # The address family is the IP version (AF_INET == 4, AF_INET6 == 6 in pylvs).
+        svc = self.find_service(p.version, p.proto, p.daddr, p.dport, mark)
         if svc is None:
             return ACCEPT
         if p.proto == IPPROTO_TCP:
@@ -342,8 +427,12 @@ class Engine(IPVS):
             flags |= CF_ONE_PACKET
         # A new connection starts in NONE with a 3 s timeout (ip_vs_conn_new); its key in the
         # two parts the table files it under (conntrack.split_parts).
+        if p.version == 4:
+            vkey = p.proto << 48 | p.daddr << 16 | p.dport
+        else:
+            vkey = V6_MARK | p.proto << 144 | p.daddr << 16 | p.dport
         cp = new_conn(
-            p.proto << 48 | p.daddr << 16 | p.dport,
+            vkey,
             p.saddr << 16 | p.sport,
             dest,
             flags,
@@ -360,11 +449,11 @@ class Engine(IPVS):
             _log.debug(
                 "%s: scheduled %s:%d -> %s:%d to %s:%d (weight %d, active %d, inactive %d)",
                 svc.sched_name.upper(),
-                _ip(p.saddr),
+                _ip(p.saddr, p.version),
                 p.sport,
-                _ip(p.daddr),
+                _ip(p.daddr, p.version),
                 p.dport,
-                _ip(dest.addr),
+                _ip(dest.addr, dest.af),
                 cp.dport,
                 dest.weight,
                 dest.activeconns,
@@ -474,6 +563,8 @@ class Engine(IPVS):
         # Tunnel: IPIP, the inner packet's TTL decremented first (decrement_ttl in ip_vs_xmit.c).
         if not dest.path_mtu:
             return self._no_route()
+        if dest.af != 4:  # AF_INET as a literal: no global lookup per tunnelled packet
+            return self._tunnel_v6(dest, packet, p)
         if forward.tun_needs_frag(p, dest.path_mtu):
             return self._frag_needed(packet, p, dest.path_mtu - forward.IPIP_OVERHEAD)
         buf = packet if isinstance(packet, bytearray) else _copy(packet)
@@ -481,6 +572,24 @@ class Engine(IPVS):
             return self._time_exceeded(packet, p)
         self._ip_id = ident = (self._ip_id + 1) & 0xFFFF
         outer = forward.tun_encap(buf, p, dest.path_src, dest.addr, ident)
+        return _new_action(Action, (_TUNNEL_VERDICT, outer, dest.addr))
+
+    def _tunnel_v6(self, dest: Dest, packet: bytes | bytearray | memoryview, p: Packet) -> Action:
+        """ip_vs_tunnel_xmit_v6: encapsulate in IPv6 for an IPv6 real server (an IPv6 packet,
+        or an IPv4 one of a mixed-family service)."""
+        # __ip_vs_get_out_rt_v6 with IP_VS_RT_MODE_TUNNEL: the MTU left for the inner packet.
+        mtu = dest.path_mtu - IPV6_HLEN
+        if mtu < _IPV6_MIN_MTU:
+            self.counters["drop_tunnel_mtu"] += 1
+            return DROP
+        # ensure_mtu_is_adequate for the inner family: an IPv6 packet always (Packet Too Big),
+        # an IPv4 one when DF is set (fragmentation needed).
+        if p.df and p.total_len > mtu:
+            return self._frag_needed(packet, p, mtu)
+        buf = packet if isinstance(packet, bytearray) else _copy(packet)
+        if not _decrement_ttl(buf, p):
+            return self._time_exceeded(packet, p)
+        outer = forward.tun_encap(buf, p, dest.path_src, dest.addr, 0, outer_version=6)
         return _new_action(Action, (_TUNNEL_VERDICT, outer, dest.addr))
 
     def _frag_needed(self, packet: bytes | bytearray | memoryview, p: Packet, mtu: int) -> Action:
@@ -503,9 +612,17 @@ class Engine(IPVS):
         return DROP
 
     def _out(
-        self, cp: Conn, packet: bytes | bytearray | memoryview, p: Packet, now: float
+        self,
+        cp: Conn,
+        packet: bytes | bytearray | memoryview,
+        p: Packet,
+        now: float,
+        addr_mask: int = _MASK32,
     ) -> Action:
-        """handle_response: a real server's reply on a NAT connection, SNATed to the VIP."""
+        """handle_response: a real server's reply on a NAT connection, SNATed to the VIP.
+
+        ``addr_mask`` covers the virtual address in the connection's ``vkey``: 32 bits, or 128
+        for IPv6 (whose key carries the IPv6 mark and the protocol above it)."""
         if cp.flags & 0x7 != _MASQ:
             return ACCEPT
         dest = cp.dest
@@ -530,9 +647,9 @@ class Engine(IPVS):
         buf = packet if isinstance(packet, bytearray) else _copy(packet)
         if not self.kernel_forwards_nat and not _decrement_ttl(buf, p):
             return self._time_exceeded(packet, p)
-        # The in key's parts hold vaddr:vport and caddr:cport (split_parts of an AF_INET key).
+        # The in key's parts hold vaddr:vport and caddr:cport (split_parts).
         vkey = cp.vkey
-        _nat_out(buf, p, (vkey >> 16) & 0xFFFFFFFF, vkey & 0xFFFF)
+        _nat_out(buf, p, (vkey >> 16) & addr_mask, vkey & 0xFFFF)
         return _new_action(Action, (_REWRITE, buf, cp.ckey >> 16))
 
     def _count(self, dest: Dest, length: int, inbound: bool) -> None:
@@ -560,18 +677,24 @@ class Engine(IPVS):
     def _icmp(self, packet: bytes | bytearray | memoryview, p: Packet, now: float) -> Action:
         if p.icmp_type not in _ICMP_RELATED:
             return ACCEPT
+        return self._icmp_related(packet, p)
+
+    def _icmp_related(self, packet: bytes | bytearray | memoryview, p: Packet) -> Action:
+        """An ICMP or ICMPv6 error that may quote a tracked connection (ip_vs_in_icmp[_v6],
+        ip_vs_out_icmp[_v6])."""
         try:
             inner = parse_icmp_inner(packet, p)
         except ParseError:
             self.counters["pass_icmp_unparsable"] += 1
             return ACCEPT
-        if inner.proto != IPPROTO_TCP and inner.proto != IPPROTO_UDP:
+        if (inner.proto != IPPROTO_TCP and inner.proto != IPPROTO_UDP) or inner.frag_offset:
+            # A quoted later fragment has no ports: no connection can match it.
             return ACCEPT
         # The quoted packet travelled the other way, so its reversed tuple is the key: a client's
         # error quotes a reply (VIP -> client): the in key; a real server's error quotes a
         # request (client -> RIP): the out key.
         # The two halves of that key (conntrack.split_parts), read in the indexes directly.
-        proto = inner.proto << 48
+        proto = inner.proto << 48 if p.version == 4 else V6_MARK | inner.proto << 144
         quoted_src = inner.saddr << 16 | inner.sport
         quoted_dst = inner.daddr << 16 | inner.dport
         flows = self.table.flows_in.get(proto | quoted_src)
@@ -600,5 +723,7 @@ class Engine(IPVS):
         return ACCEPT
 
 
-def _ip(addr: int) -> str:
+def _ip(addr: int, af: int = AF_INET) -> str:
+    if af == AF_INET6:
+        return str(ipaddress.IPv6Address(addr))
     return f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}"

@@ -72,6 +72,7 @@ __all__ = [
     "nat_in",
     "nat_out",
     "partial_csum_nat",
+    "partial_csum_nat6",
     "partial_csum_replace4",
     "tun_encap",
     "tun_needs_frag",
@@ -529,3 +530,21 @@ def partial_csum_nat(
     _ip_check, saddr, daddr = _CHECK_ADDRS.unpack_from(buf, 10)
     check = partial_csum_replace4(check, old_saddr, saddr)
     _U16.pack_into(buf, check_off, partial_csum_replace4(check, old_daddr, daddr))
+
+
+def partial_csum_nat6(
+    buf: MutableBuffer, check_off: int, check: int, old_saddr: int, old_daddr: int
+) -> None:
+    """:func:`partial_csum_nat` for an IPv6 packet: the 128-bit addresses of the pseudo header
+    (RFC 8200 section 8.1; inet_proto_csum_replace16) changed from ``old_saddr`` / ``old_daddr``
+    to what ``buf`` holds at bytes 8-40 now."""
+    new_s = int.from_bytes(buf[8:24], "big")
+    new_d = int.from_bytes(buf[24:40], "big")
+    for old, new in ((old_saddr, new_s), (old_daddr, new_d)):
+        if old == new:
+            continue
+        for shift in (96, 64, 32, 0):
+            check = partial_csum_replace4(
+                check, (old >> shift) & 0xFFFFFFFF, (new >> shift) & 0xFFFFFFFF
+            )
+    _U16.pack_into(buf, check_off, check)

@@ -245,18 +245,27 @@ class IPVS:
 
     # -- dests ---------------------------------------------------------------------------------
 
-    def _dest_key(self, svc: Service, spec: DestSpec, op: str) -> tuple[int, int, int]:
+    def _dest_key(
+        self, svc: Service, spec: DestSpec, op: str, deleting: bool = False
+    ) -> tuple[int, int, int]:
         try:
             af, addr = addr_from_text(spec.addr)
         except ValueError:
             raise IPVSError(errno.EINVAL, op, f"bad address {spec.addr!r}") from None
         if not 0 <= spec.port <= 0xFFFF:
             raise IPVSError(errno.EINVAL, op, f"bad port {spec.port}")
-        if af != svc.af:
-            # IPVS lets tunnels cross address families (IPv4 in IPv6 and back); pylvs cannot
-            # encapsulate across families yet, so it refuses them all with the errno IPVS gives
-            # other methods that try (ip_vs_add_dest).
-            raise IPVSError(errno.EAFNOSUPPORT, op, "real server of another address family")
+        if af != svc.af and not deleting:
+            # ip_vs_genl_set_cmd: a real server of the other family only in tunnel mode (IPv4
+            # in IPv6, IPv6 in IPv4), and not while a sync daemon runs ("the synchronization
+            # protocol is incompatible with mixed family services"); EINVAL otherwise.
+            if spec.fwd != FwdMethod.TUNNEL:
+                raise IPVSError(
+                    errno.EINVAL, op, "a real server of another address family needs tunnel mode"
+                )
+            if self.sync_daemons:
+                raise IPVSError(
+                    errno.EINVAL, op, "mixed address families are not possible with a sync daemon"
+                )
         return (af, addr, spec.port)
 
     def _check_dest_spec(self, spec: DestSpec, op: str) -> None:
@@ -285,6 +294,11 @@ class IPVS:
         svc = self._lookup(svc_spec, op)
         self._check_dest_spec(spec, op)
         af, addr, port = self._dest_key(svc, spec, op)
+        if af == AF_INET6 and not _ipv6_unicast(addr):
+            # ip_vs_new_dest: an IPv6 real server must be a unicast address that is not
+            # link-local (which would need a scope); the kernel lets a local address of the
+            # director pass too, which the core cannot tell.
+            raise IPVSError(errno.EINVAL, op, f"{spec.addr} is not a global unicast address")
         if svc.find_dest(af, addr, port) is not None:
             raise IPVSError(errno.EEXIST, op)
         dest = self._trash.pop((svc.key, (af, addr, port)), None)
@@ -325,7 +339,7 @@ class IPVS:
     def del_dest(self, svc_spec: ServiceSpec, spec: DestSpec) -> None:
         op = "del_dest"
         svc = self._lookup(svc_spec, op)
-        dest = svc.find_dest(*self._dest_key(svc, spec, op))
+        dest = svc.find_dest(*self._dest_key(svc, spec, op, deleting=True))
         if dest is None:
             raise IPVSError(errno.ENOENT, op)
         self._remove_dest(svc, dest)
@@ -739,6 +753,14 @@ class IPVS:
             ct.flags |= CF_INVALID
             self.table.rehash_template(ct, flow_key(af, proto, caddr, 0, vaddr, 0xFFFF))
         return False
+
+
+def _ipv6_unicast(addr: int) -> bool:
+    """``ipv6_addr_type`` has IPV6_ADDR_UNICAST and not IPV6_ADDR_LINKLOCAL: not the unspecified
+    address, multicast (ff00::/8), link-local (fe80::/10) or IPv4-mapped (::ffff:0:0/96)."""
+    if addr == 0 or addr >> 120 == 0xFF or addr >> 118 == 0x3FA:
+        return False
+    return addr >> 32 != 0xFFFF
 
 
 def _compacted(svc: Service) -> list[Dest]:

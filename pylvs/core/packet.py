@@ -9,8 +9,9 @@ way the kernel counts them.
 Rules, from the RFCs and from what Linux accepts on input (``ip_rcv_core``, ``ipv6_rcv``):
 - IPv4: version 4, IHL >= 5, ``IHL*4 <= total length <= bytes present``; options are skipped
   (``l4 = l3 + IHL*4``). Bytes beyond the total length (Ethernet padding) are ignored.
-- IPv6: payload length must fit in the buffer. Hop-by-hop, routing, destination-options and
-  fragment extension headers are skipped (RFC 8200 section 4); ``hlen`` includes them.
+- IPv6: payload length must fit in the buffer. Hop-by-hop, routing, destination-options,
+  fragment and AH extension headers are skipped (RFC 8200 section 4, RFC 4302, as the kernel's
+  ``ipv6_find_hdr``); ``hlen`` includes them.
 - Fragments (RFC 791 / RFC 8200 section 4.5): the IP header is parsed and ``is_fragment`` set;
   only the first fragment (offset 0) has its L4 header parsed.
 - TCP data offset must be >= 5 and the header must fit in the packet; UDP, SCTP and ICMP need
@@ -160,6 +161,8 @@ ICMPV6_ERROR_TYPES = frozenset(
 )
 
 _IPV6_EXT_HEADERS = frozenset({IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS})
+# The headers the walk to the upper layer passes (ipv6_ext_hdr, "no next header" aside).
+_IPV6_WALKED = _IPV6_EXT_HEADERS | {IPPROTO_FRAGMENT, IPPROTO_AH}
 # Fixed L4 header sizes that must be present to read the ports / type.
 _L4_MIN = {IPPROTO_TCP: 20, IPPROTO_UDP: 8, IPPROTO_SCTP: 12, IPPROTO_ICMP: 8, IPPROTO_ICMPV6: 8}
 
@@ -188,6 +191,11 @@ _IPV4_PORTS = struct.Struct("!BBHHHBBHIIHH")
 _ETH_IPV4_L4 = struct.Struct("!12xHBBHHHBBHIIHH8xBB")
 # Packet construction without the __init__ call (see _ipv4_packet).
 _new_packet = object.__new__
+
+# The IPv6 fast path's unpack: the fixed header and the first 14 L4 bytes (as _IPV4_L4), and
+# the same up to the ports for a packet too short for a TCP header.
+_IPV6_L4 = struct.Struct("!IHBBQQQQHH8xBB")
+_IPV6_PORTS = struct.Struct("!IHBBQQQQHH")
 
 # Anything the parser reads from without copying.
 Buffer = Union[bytes, bytearray, memoryview]  # noqa: UP007 (evaluated at run time, on 3.9 too)
@@ -321,6 +329,11 @@ def parse_ip(buf: Buffer, offset: int = 0) -> Packet:
         p = _parse_ipv4_fast(buf, offset, limit, -1)
         if p is not None:
             return p
+        # After the IPv4 attempt, so that IPv4 pays nothing for it.
+        if limit - offset >= 48 and buf[offset] >> 4 == 6:
+            p = _parse_ipv6_fast(buf, offset, limit)
+            if p is not None:
+                return p
     return _parse_ip(buf, offset, limit, False)
 
 
@@ -417,6 +430,60 @@ def _parse_ipv4_fast(buf: Buffer, l3: int, limit: int, eth: int) -> Packet | Non
     return p
 
 
+def _parse_ipv6_fast(buf: Buffer, l3: int, limit: int) -> Packet | None:
+    """The IPv6 common case in one unpack: TCP or UDP right after the fixed header.
+
+    Returns None for anything else (extension headers, other protocols, every malformed
+    packet), which then takes :func:`_parse_ip`. The caller guarantees 48 bytes from ``l3``.
+    """
+    if limit - l3 >= 54:
+        vtcfl, plen, proto, hop, s_hi, s_lo, d_hi, d_lo, sport, dport, doff, flags = (
+            _IPV6_L4.unpack_from(buf, l3)
+        )
+    else:
+        vtcfl, plen, proto, hop, s_hi, s_lo, d_hi, d_lo, sport, dport = _IPV6_PORTS.unpack_from(
+            buf, l3
+        )
+        doff = flags = 0
+    if plen > limit - l3 - IPV6_HLEN:
+        return None
+    if proto == IPPROTO_TCP:
+        if plen < 20 or doff < 0x50 or (doff & 0xF0) >> 2 > plen:
+            return None
+    elif proto == IPPROTO_UDP:
+        if plen < 8:
+            return None
+        flags = 0
+    else:
+        return None
+    p = _new_packet(Packet)
+    p.version = 6
+    p.l3 = l3
+    p.hlen = IPV6_HLEN
+    p.total_len = total_len = IPV6_HLEN + plen
+    p.proto = proto
+    p.saddr = (s_hi << 64) | s_lo
+    p.daddr = (d_hi << 64) | d_lo
+    p.ttl = hop
+    p.tos = (vtcfl >> 20) & 0xFF
+    p.df = True
+    p.ident = 0
+    p.frag_offset = 0
+    p.more_fragments = False
+    p.is_fragment = False
+    p.l4 = l3 + IPV6_HLEN
+    p.l4_len = plen
+    p.sport = sport
+    p.dport = dport
+    p.tcp_flags = flags
+    p.icmp_type = -1
+    p.icmp_code = -1
+    p.end = l3 + total_len
+    p.eth = -1
+    p.vlan = -1
+    return p
+
+
 def parse_icmp_inner(buf: Buffer, p: Packet) -> Packet:
     """Parse the packet quoted in the ICMP / ICMPv6 error ``p`` (RFC 792, RFC 4443 section 2.4).
 
@@ -483,8 +550,10 @@ def _parse_ip(buf: Buffer, l3: int, limit: int, quoted: bool) -> Packet:
         ident = frag_offset = 0
         more = False
         hlen = IPV6_HLEN
-        # RFC 8200 section 4: walk the extension headers the L4 header may hide behind.
-        while proto in _IPV6_EXT_HEADERS or proto == IPPROTO_FRAGMENT:
+        # RFC 8200 section 4: walk the extension headers the L4 header may hide behind, as
+        # ipv6_find_hdr does for IPVS (ip_vs_fill_iph_skb): hop-by-hop, routing, destination
+        # options, fragment and AH (ipv6_ext_hdr); ESP and "no next header" end the walk.
+        while proto in _IPV6_WALKED:
             pos = l3 + hlen
             if pos + 8 > end:
                 raise ParseError(Reason.BAD_EXT_HEADER, f"header {proto} runs past the packet")
@@ -495,6 +564,12 @@ def _parse_ip(buf: Buffer, l3: int, limit: int, quoted: bool) -> Packet:
                 hlen += 8
                 if frag_offset:
                     break  # a later fragment: what follows is payload, not headers
+            elif proto == IPPROTO_AH:
+                # RFC 4302 section 2.2: the AH length counts 32-bit words, minus 2.
+                proto = buf[pos]
+                hlen += (buf[pos + 1] + 2) << 2
+                if l3 + hlen > end:
+                    raise ParseError(Reason.BAD_EXT_HEADER, "AH length runs past the packet")
             else:
                 proto = buf[pos]
                 hlen += (buf[pos + 1] + 1) << 3

@@ -12,6 +12,15 @@ As heartbeat's IPaddr2 agent does:
   director that is also a real server of a DR service keeps accepting the VIP's packets;
 * **status**: ``running`` when the address is on the interface, ``stopped`` otherwise.
 
+IPv6 (an address with a ``:``; IPaddr2 sets ``FAMILY=inet6``, and the ``IPv6addr`` resource):
+the default prefix is the connected IPv6 network's (``findif``), else /128; no broadcast, no
+label (the kernel keeps none for IPv6); the address goes on with ``nodad`` (as keepalived adds
+its IPv6 VIPs: usable at once, and no duplicate-address failure against a killed node that
+still holds it; IPaddr2's own default is to run DAD and wait for it), then ``send_ua``'s
+unsolicited neighbour advertisements (5, 200 ms apart: ``send_ua -i 200 -c 5``,
+:func:`pylvs.io.garp.announce_na`). ``lvs_support`` is refused for IPv6, as IPaddr2 does ("The
+IPv6 does not support lvs_support"). Nothing is sent on release.
+
 Host changes go through :mod:`pylvs.io.netcfg`, the announcement through :mod:`pylvs.io.garp`.
 """
 
@@ -37,7 +46,11 @@ class IPaddrError(Exception):
 class IPaddr2:
     spec: IPAddrSpec
     lvs_support: bool = False
-    announce: Callable[[str, str], int] = garp.announce
+    announce: Callable[[str, str], int] | None = None  # None: garp.announce / announce_na
+
+    @property
+    def six(self) -> bool:
+        return ":" in self.spec.ip
 
     def placement(self) -> tuple[str, int]:
         """The interface and prefix length the address goes on."""
@@ -49,7 +62,8 @@ class IPaddr2:
                 raise IPaddrError(f"no interface {self.spec.iface} for {self.spec.ip}")
             plen = self.spec.prefixlen
             if plen is None:
-                plen = found[1] if found is not None and found[0] == self.spec.iface else 32
+                host = 128 if self.six else 32
+                plen = found[1] if found is not None and found[0] == self.spec.iface else host
             return self.spec.iface, plen
         if found is None:
             raise IPaddrError(
@@ -63,6 +77,9 @@ class IPaddr2:
         return "running" if netcfg.has_address(iface, self.spec.ip) else "stopped"
 
     def start(self) -> None:
+        if self.six:
+            self._start6()
+            return
         iface, plen = self.placement()
         if netcfg.link_exists("lo") and netcfg.has_address("lo", self.spec.ip):
             netcfg.del_address("lo", self.spec.ip, 32)
@@ -71,16 +88,31 @@ class IPaddr2:
             iface, self.spec.ip, plen, label=label, broadcast=self.spec.broadcast_for(plen)
         ):
             log.info("IPaddr2: %s/%d added on %s", self.spec.ip, plen, iface)
-        sent = self.announce(iface, self.spec.ip)
+        sent = (self.announce or garp.announce)(iface, self.spec.ip)
         if sent:  # 0: sent in the background, which logs it
             log.info(
                 "IPaddr2: %d gratuitous ARP frames sent for %s on %s", sent, self.spec.ip, iface
+            )
+
+    def _start6(self) -> None:
+        if self.lvs_support:
+            raise IPaddrError(f"{self.spec.ip}: The IPv6 does not support lvs_support")
+        iface, plen = self.placement()
+        if netcfg.add_address(iface, self.spec.ip, plen, nodad=True):
+            log.info("IPaddr2: %s/%d added on %s (nodad)", self.spec.ip, plen, iface)
+        sent = (self.announce or garp.announce_na)(iface, self.spec.ip)
+        if sent:  # 0: sent in the background, which logs it
+            log.info(
+                "IPaddr2: %d unsolicited neighbour advertisements sent for %s on %s",
+                sent,
+                self.spec.ip,
+                iface,
             )
 
     def stop(self) -> None:
         iface, plen = self.placement()
         if netcfg.del_address(iface, self.spec.ip, plen):
             log.info("IPaddr2: %s removed from %s", self.spec.ip, iface)
-        if self.lvs_support:
+        if self.lvs_support and not self.six:
             netcfg.add_address("lo", self.spec.ip, 32)
             log.info("IPaddr2: %s kept on lo (lvs_support)", self.spec.ip)

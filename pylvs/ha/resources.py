@@ -166,12 +166,18 @@ class BackgroundArp:
                 old.set()
             self._running[ip] = cancel
 
+        six = ":" in ip  # IPv6: send_ua's unsolicited neighbour advertisements
+        what = "unsolicited neighbour advertisements" if six else "gratuitous ARP frames"
+
         def send() -> None:
             try:
-                sent = garp.announce(iface, ip, cancel=cancel)
-                log.info("IPaddr2: %d gratuitous ARP frames sent for %s on %s", sent, ip, iface)
-            except OSError as exc:
-                log.error("IPaddr2: gratuitous ARP for %s on %s: %s", ip, iface, exc)
+                if six:
+                    sent = garp.announce_na(iface, ip, cancel=cancel)
+                else:
+                    sent = garp.announce(iface, ip, cancel=cancel)
+                log.info("IPaddr2: %d %s sent for %s on %s", sent, what, ip, iface)
+            except (OSError, ValueError) as exc:
+                log.error("IPaddr2: %s for %s on %s: %s", what, ip, iface, exc)
             finally:
                 with self._lock:
                     if self._running.get(ip) is cancel:
@@ -195,8 +201,21 @@ def make_agent(
     arp: BackgroundArp | None = None,
 ) -> Agent:
     """The agent that starts, stops and looks at one resource."""
-    if resource.name in ("IPaddr", "IPaddr2"):
-        spec = parse_ipaddr_arg(resource.args[0])
+    if resource.name in ("IPaddr", "IPaddr2", "IPv6addr"):
+        if len(resource.args) > 1 and ":" in resource.args[0]:
+            # ResourceManager turns every "::" into an argument break, so heartbeat itself
+            # cannot take such an address: say so rather than configure half of it.
+            raise ResourceError(
+                f"{resource}: an IPv6 address written with '::' is split by heartbeat at the "
+                "'::' (resource arguments are separated by '::'): write it in full, "
+                "e.g. 2001:db8:0:0:0:0:0:100/64/eth0"
+            )
+        if not resource.args:
+            raise ResourceError(f"{resource.name} needs an address")
+        try:
+            spec = parse_ipaddr_arg(resource.args[0])
+        except ValueError as exc:
+            raise ResourceError(f"{resource}: {exc}") from None
         if announce is not None:
             return _IPAgent(IPaddr2(spec, announce=announce))
         arp = arp or BackgroundArp()

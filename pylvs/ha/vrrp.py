@@ -59,6 +59,7 @@ from pylvs.config.kamodel import (
     VrrpSyncGroup,
 )
 from pylvs.core import vrrpmsg
+from pylvs.core.ndisc import unsolicited_na
 from pylvs.core.vrrp import (
     BACKUP,
     FAULT,
@@ -94,6 +95,7 @@ log = logging.getLogger("pylvs.vrrp")
 
 _SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 _IP_MULTICAST_ALL = 49
+ETH_P_IPV6 = 0x86DD
 _LOG_KEEP = 50
 _STOP_SCRIPT_WAIT = 1.0  # notify_stop: system_call_script(..., TIMER_HZ, ...)
 
@@ -119,9 +121,12 @@ class Placement:
 
 
 def _placement(va: VirtualAddress, default_dev: str) -> Placement:
-    prefix = 32 if va.prefix is None else va.prefix
+    six = ":" in va.addr
+    prefix = (128 if six else 32) if va.prefix is None else va.prefix
     brd = va.brd
-    if brd == "+":  # ip(8): the network's broadcast address
+    if six:
+        brd = None  # IPv6 has no broadcast (keepalived ignores brd for it)
+    elif brd == "+":  # ip(8): the network's broadcast address
         brd = str(ipaddress.IPv4Network(f"{va.addr}/{prefix}", strict=False).broadcast_address)
     elif brd == "-":
         brd = None
@@ -144,10 +149,37 @@ def script_argv(text: str) -> list[str]:
 
 
 def _family(vi: VrrpInstance) -> int:
-    for va in [*vi.virtual_ipaddress, *vi.virtual_ipaddress_excluded]:
-        if ":" in va.addr:
-            return 6
-    return 4
+    """The instance's address family as keepalived sets it: from the first
+    ``virtual_ipaddress``, else ``unicast_src_ip`` / ``mcast_src_ip`` / the first unicast peer,
+    else the first excluded address; IPv4 when nothing says."""
+    firsts = [va.addr for va in vi.virtual_ipaddress[:1]]
+    firsts += [a for a in (vi.unicast_src_ip, vi.mcast_src_ip) if a]
+    firsts += [p.addr for p in vi.unicast_peer[:1]]
+    firsts += [va.addr for va in vi.virtual_ipaddress_excluded[:1]]
+    return 6 if firsts and ":" in firsts[0] else 4
+
+
+def _check_v6(vi: VrrpInstance, family: int) -> None:
+    """keepalived's family rules: every ``virtual_ipaddress`` and unicast address of the
+    instance's family (``virtual_ipaddress_excluded`` may hold either); for multicast IPv6 the
+    first VIP should be link local (RFC 5798 5.2.9: an error in ``vrrp_strict`` mode, a log line
+    otherwise, ``vrrp_complete_instance``)."""
+    want = "IPv6" if family == 6 else "IPv4"
+    for addr in [va.addr for va in vi.virtual_ipaddress] + [p.addr for p in vi.unicast_peer]:
+        if (":" in addr) != (family == 6):
+            raise VRRPConfigError(
+                f"({vi.name}) address family must match VRRP instance [{addr}]: the instance is "
+                f"{want}"
+            )
+    for src in (vi.unicast_src_ip, vi.mcast_src_ip):
+        if src and (":" in src) != (family == 6):
+            raise VRRPConfigError(f"({vi.name}) {src} is not an {want} address")
+    if family == 6 and not vi.unicast_peer and vi.virtual_ipaddress:
+        first = ipaddress.IPv6Address(vi.virtual_ipaddress[0].addr)
+        if not first.is_link_local:
+            if vi.strict_mode:
+                raise VRRPConfigError(f"({vi.name}) the first IPv6 VIP address must be link local")
+            log.info("(%s) the first IPv6 VIP address should be link local", vi.name)
 
 
 def instance_config(
@@ -164,8 +196,8 @@ def instance_config(
     g = ka.global_defs
     if vi.virtual_router_id is None:
         raise VRRPConfigError(f"({vi.name}) the virtual router id must be set")
-    if _family(vi) == 6:
-        raise VRRPConfigError(f"({vi.name}) IPv6 VRRP instances are not run by pylvs yet")
+    family = _family(vi)
+    _check_v6(vi, family)
     iface = vi.interface or g.default_interface or "eth0"
     trackers: list[Tracker] = []
     if not vi.dont_track_primary:
@@ -191,7 +223,8 @@ def instance_config(
         if vi.authentication.auth_type == "AH":
             raise VRRPConfigError(f"({vi.name}) auth_type AH is not supported by pylvs")
         auth_type, auth_pass = vrrpmsg.AUTH_PASS, vi.authentication.auth_pass
-    mcast = g.vrrp_mcast_group4
+    mcast = g.vrrp_mcast_group4 if family == 4 else g.vrrp_mcast_group6
+    default_group = vrrpmsg.MCAST_GROUP4 if family == 4 else vrrpmsg.MCAST_GROUP6
     return InstanceConfig(
         name=vi.name,
         vrid=vi.virtual_router_id,
@@ -201,7 +234,7 @@ def instance_config(
         priority=vi.priority,
         state=vi.state,
         version=vi.version,
-        family=4,
+        family=family,
         advert_int=vi.advert_int,
         nopreempt=vi.nopreempt,
         preempt_delay=vi.preempt_delay,
@@ -217,7 +250,9 @@ def instance_config(
         ),
         unicast_ttl=vi.unicast_ttl,
         check_unicast_src=g.vrrp_check_unicast_src,
-        mcast_group="" if mcast == vrrpmsg.MCAST_GROUP4 else mcast,
+        mcast_group=""
+        if ipaddress.ip_address(mcast) == ipaddress.ip_address(default_group)
+        else mcast,
         interface="" if vi.dont_track_primary else iface,
         trackers=tuple(trackers),
         garp_master_delay=vi.garp_master_delay,
@@ -374,9 +409,20 @@ def _vi_key(vi: VrrpInstance, cfg: InstanceConfig, pl: tuple[Placement, ...]) ->
     return (cfg, pl, notify)
 
 
-def build(ka: KeepalivedConfig, source_address: Callable[[str], str | None]) -> _Built:
-    """Every instance and sync group of ``ka``; ``source_address(ifname)`` gives an
-    interface's primary IPv4 address (None: it has none, or does not exist)."""
+def source_address(ifname: str, family: int) -> str | None:
+    """An instance's own source address when the file gives none: the interface's primary IPv4
+    address, or for IPv6 its link-local address (keepalived's ``ifp->sin6_addr``; RFC 5798
+    5.1.2.1: adverts come from the link-local address). None: it has none, or no interface."""
+    if family == 6:
+        return netcfg.link_ipv6_linklocal(ifname)
+    return netcfg.link_ipv4_address(ifname)
+
+
+def build(
+    ka: KeepalivedConfig, source_address: Callable[[str, int], str | None] = source_address
+) -> _Built:
+    """Every instance and sync group of ``ka``; ``source_address(ifname, family)`` gives an
+    interface's own address (:func:`source_address`)."""
     in_group = {name: sg for sg in ka.vrrp_sync_groups for name in sg.group}
     instances: dict[str, VRRPInstance] = {}
     models: dict[str, VrrpInstance] = {}
@@ -386,11 +432,13 @@ def build(ka: KeepalivedConfig, source_address: Callable[[str], str | None]) -> 
     g = ka.global_defs
     for vi in ka.vrrp_instances:
         iface = vi.interface or g.default_interface or "eth0"
-        src = vi.unicast_src_ip or vi.mcast_src_ip or source_address(iface)
+        family = _family(vi)
+        src = vi.unicast_src_ip or vi.mcast_src_ip or source_address(iface, family)
         if not src:
             if not netcfg.link_exists(iface):
                 raise VRRPConfigError(f"({vi.name}) interface {iface} doesn't exist")
-            raise VRRPConfigError(f"({vi.name}) interface {iface} has no IPv4 address")
+            what = "IPv4 address" if family == 4 else "IPv6 link-local address"
+            raise VRRPConfigError(f"({vi.name}) interface {iface} has no {what}")
         group = in_group.get(vi.name)
         cfg = instance_config(vi, ka, src, netcfg.link_running, group)
         try:
@@ -415,9 +463,16 @@ def build(ka: KeepalivedConfig, source_address: Callable[[str], str | None]) -> 
     return _Built(instances, models, pls, groups, group_models, keys, ifaces)
 
 
+def _sock_key(ifname: str, family: int) -> str:
+    """The name of an interface's socket for a family ("eth0", "eth0/inet6")."""
+    return ifname if family == 4 else f"{ifname}/inet6"
+
+
 class _VrrpSocket:
-    """The raw protocol-112 socket of one interface (keepalived ``open_vrrp_send_socket`` /
-    ``open_vrrp_read_socket``)."""
+    """The raw protocol-112 IPv4 socket of one interface (keepalived ``open_vrrp_send_socket``
+    / ``open_vrrp_read_socket``)."""
+
+    family = 4
 
     def __init__(self, ifname: str, groups: Sequence[str]) -> None:
         self.ifname = ifname
@@ -443,17 +498,119 @@ class _VrrpSocket:
         self.groups = tuple(groups)
         self.sent = self.received = self.errors = 0
 
-    def send(self, packet: bytes, dest: str) -> None:
+    def send(self, action: Send) -> None:
         try:
-            self.sock.sendto(packet, (dest, 0))
+            self.sock.sendto(action.packet, (action.dest, 0))
             self.sent += 1
         except OSError as exc:
-            self.errors += 1
-            if self.errors <= 3:
-                log.warning("VRRP: cannot send on %s to %s: %s", self.ifname, dest, exc)
+            self._error(action.dest, exc)
+
+    def _error(self, dest: str, exc: OSError) -> None:
+        self.errors += 1
+        if self.errors <= 3:
+            log.warning("VRRP: cannot send on %s to %s: %s", self.ifname, dest, exc)
+
+    def receive(self) -> tuple[bytes, str, str, int | None] | None:
+        """One datagram as the core's ``receive`` takes it: (data, src, dst, ttl); None when
+        there is nothing more to read."""
+        try:
+            data, _addr = self.sock.recvfrom(65535)
+        except OSError:  # BlockingIOError included: nothing more
+            return None
+        self.received += 1
+        if len(data) < 20 or len(data) < (data[0] & 0x0F) * 4 + 2:
+            return b"", "", "", None
+        src = socket.inet_ntoa(data[12:16])
+        dst = socket.inet_ntoa(data[16:20])
+        return data, src, dst, data[8]
+
+    def vrid(self, data: bytes) -> int:
+        return data[(data[0] & 0x0F) * 4 + 1]
 
     def close(self) -> None:
         self.sock.close()
+
+
+# socket.h / in6.h values Python does not name on every version
+_IPV6_CHECKSUM = getattr(socket, "IPV6_CHECKSUM", 7)
+_IPV6_MULTICAST_ALL = 29
+_IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
+_IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
+_IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
+_IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
+_IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
+
+
+class _Vrrp6Socket(_VrrpSocket):
+    """The raw IPv6 protocol-112 socket of one interface, as keepalived opens it
+    (``open_vrrp_send_socket`` / ``open_vrrp_read_socket``, ``vrrp_if.c``): bound to the
+    interface, joined to ff02::12 there, multicast loop off, multicast hop limit 255 and
+    traffic class 0xc0; ``IPV6_CHECKSUM`` at offset 6 (the kernel fills the VRRP checksum with
+    the IPv6 pseudo header on send and drops a bad one on receipt); ``IPV6_RECVHOPLIMIT`` and
+    ``IPV6_RECVPKTINFO`` so that the hop limit and the destination (multicast or not) reach
+    the receive checks. The kernel builds the IPv6 header: each advert goes with an
+    ``IPV6_PKTINFO`` naming the source (the link-local address) and the interface
+    (``vrrp_build_ancillary_data``), and for unicast an ``IPV6_HOPLIMIT`` of ``unicast_ttl``."""
+
+    family = 6
+
+    def __init__(self, ifname: str, groups: Sequence[str]) -> None:
+        self.ifname = ifname
+        self.index = index = netcfg.link_info(ifname).index
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, vrrpmsg.IPPROTO_VRRP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_BINDTODEVICE, ifname.encode())
+            sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_CHECKSUM, 6)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, vrrpmsg.VRRP_TTL)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_TCLASS, vrrpmsg.VRRP_TOS)
+            sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MULTICAST_ALL, 0)
+            sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVHOPLIMIT, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVPKTINFO, 1)
+            for group in groups:
+                mreq = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", index)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+        self.groups = tuple(groups)
+        self.sent = self.received = self.errors = 0
+
+    def send(self, action: Send) -> None:
+        pktinfo = socket.inet_pton(socket.AF_INET6, action.src) + struct.pack("@I", self.index)
+        cmsgs = [(socket.IPPROTO_IPV6, _IPV6_PKTINFO, pktinfo)]
+        if not ipaddress.IPv6Address(action.dest).is_multicast:
+            cmsgs.append((socket.IPPROTO_IPV6, _IPV6_HOPLIMIT, struct.pack("@i", action.ttl)))
+        try:
+            self.sock.sendmsg([action.message], cmsgs, 0, (action.dest, 0, 0, self.index))
+            self.sent += 1
+        except OSError as exc:
+            self._error(action.dest, exc)
+
+    def receive(self) -> tuple[bytes, str, str, int | None] | None:
+        try:
+            data, ancdata, _flags, addr = self.sock.recvmsg(65535, 256)
+        except OSError:
+            return None
+        self.received += 1
+        dst, hops = "", None
+        for level, kind, value in ancdata:
+            if level != socket.IPPROTO_IPV6:
+                continue
+            if kind == _IPV6_HOPLIMIT and len(value) >= 4:
+                hops = struct.unpack("@i", value[:4])[0]
+            elif kind == _IPV6_PKTINFO and len(value) >= 16:
+                dst = socket.inet_ntop(socket.AF_INET6, value[:16])
+        src = str(addr[0]).split("%")[0]
+        if len(data) < 2:
+            return b"", "", "", None
+        return data, src, dst, hops
+
+    def vrid(self, data: bytes) -> int:
+        return data[1]
 
 
 @dataclass
@@ -481,7 +638,7 @@ class VRRPService:
         self.syncd, notes = syncd_plan(ka)
         for note in notes:
             log.warning("%s", note)
-        self.built = build(ka, netcfg.link_ipv4_address)
+        self.built = build(ka)
         self.sockets: dict[str, _VrrpSocket] = {}
         self.monitor: netcfg.RouteMonitor | None = None
         self.link_state: dict[str, bool] = {}
@@ -527,7 +684,7 @@ class VRRPService:
     def reload(self, ka: KeepalivedConfig) -> None:
         """SIGHUP: the new configuration; unchanged instances (and groups) keep their state.
         Raises VRRPConfigError (the running configuration stays) if it cannot run."""
-        built = build(ka, netcfg.link_ipv4_address)
+        built = build(ka)
         self._command("reload", (ka, built))
 
     def begin_shutdown(self) -> None:
@@ -587,7 +744,7 @@ class VRRPService:
         self._src_iface = {}
         self._addr_place = {}
         for name, inst in b.instances.items():
-            self._src_iface.setdefault(inst.cfg.src, b.interfaces[name])
+            self._src_iface.setdefault(inst.cfg.src, _sock_key(b.interfaces[name], inst.cfg.family))
             for p in b.placements[name]:
                 self._addr_place[p.addr] = p
         self._group_of = {m.cfg.name: g for g in b.groups.values() for m in g.members}
@@ -602,18 +759,23 @@ class VRRPService:
         self._script_names = {n for n in tracked if n in self.ka.vrrp_scripts}
 
     def _open_sockets(self) -> None:
-        want: dict[str, set[str]] = {}
+        # one socket per interface and family: (interface, family) -> multicast groups
+        want: dict[tuple[str, int], set[str]] = {}
         for name, inst in self.built.instances.items():
-            groups = want.setdefault(self.built.interfaces[name], set())
+            family = inst.cfg.family
+            groups = want.setdefault((self.built.interfaces[name], family), set())
             if not inst.cfg.unicast_peers:
-                groups.add(inst.cfg.mcast_group or vrrpmsg.MCAST_GROUP4)
-        for ifname in list(self.sockets):
-            if ifname not in want or set(self.sockets[ifname].groups) != want[ifname]:
-                self.sockets.pop(ifname).close()
-        for ifname, groups in want.items():
-            if ifname not in self.sockets:
+                default = vrrpmsg.MCAST_GROUP4 if family == 4 else vrrpmsg.MCAST_GROUP6
+                groups.add(inst.cfg.mcast_group or default)
+        keys = {_sock_key(ifname, family): (ifname, family) for ifname, family in want}
+        for key in list(self.sockets):
+            if key not in keys or set(self.sockets[key].groups) != want[keys[key]]:
+                self.sockets.pop(key).close()
+        for key, (ifname, family) in keys.items():
+            if key not in self.sockets:
+                kind = _VrrpSocket if family == 4 else _Vrrp6Socket
                 try:
-                    self.sockets[ifname] = _VrrpSocket(ifname, sorted(groups))
+                    self.sockets[key] = kind(ifname, sorted(want[(ifname, family)]))
                 except (OSError, netcfg.NetcfgError) as exc:
                     raise VRRPConfigError(
                         f"cannot open the VRRP socket on {ifname}: {exc}"
@@ -702,25 +864,20 @@ class VRRPService:
 
     def _read(self, vs: _VrrpSocket) -> None:
         while True:
-            try:
-                data, _addr = vs.sock.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
+            got = vs.receive()
+            if got is None:
                 return
-            except OSError:
-                return
-            vs.received += 1
-            if len(data) < 20:
+            data, src, dst, ttl = got
+            if not data:
                 continue
-            ihl = (data[0] & 0x0F) * 4
-            if len(data) < ihl + 2:
-                continue
-            src = socket.inet_ntoa(data[12:16])
-            dst = socket.inet_ntoa(data[16:20])
-            ttl = data[8]
-            vrid = data[ihl + 1]
+            vrid = vs.vrid(data)
             now = self.clock()
             for name, inst in self.built.instances.items():
-                if inst.cfg.vrid != vrid or self.built.interfaces[name] != vs.ifname:
+                if (
+                    inst.cfg.vrid != vrid
+                    or inst.cfg.family != vs.family
+                    or self.built.interfaces[name] != vs.ifname
+                ):
                     continue
                 group = self._group_of.get(name)
                 if group is not None:
@@ -861,7 +1018,7 @@ class VRRPService:
                 ifname = self._src_iface.get(action.src)
                 vs = self.sockets.get(ifname or "")
                 if vs is not None:
-                    vs.send(action.packet, action.dest)
+                    vs.send(action)
             elif isinstance(action, AddAddresses):
                 # The state has changed already: vrrp-status says so before the addresses
                 # change, so that it never lags them (a client that sees the VIP sees MASTER).
@@ -906,7 +1063,11 @@ class VRRPService:
                 continue
             try:
                 if add:
-                    netcfg.add_virtual_address(p.dev, p.addr, p.prefix, p.label, p.brd, p.scope)
+                    # keepalived adds IPv6 VIPs with IFA_F_NODAD (``netlink_ipaddress``): usable
+                    # at once, and no collision with a killed master that still holds them
+                    netcfg.add_virtual_address(
+                        p.dev, p.addr, p.prefix, p.label, p.brd, p.scope, nodad=":" in p.addr
+                    )
                 else:
                     netcfg.del_address(p.dev, p.addr, p.prefix)
             except Exception as exc:  # pyroute2 raises NetlinkError, KeyError, ...
@@ -921,19 +1082,27 @@ class VRRPService:
                 )
 
     def _garp(self, addresses: Sequence[str], count: int) -> None:
-        """``vrrp_send_link_update``: ``count`` rounds, one frame per address per round."""
-        by_dev: dict[str, list[str]] = {}
+        """``vrrp_send_link_update``: ``count`` rounds, one frame per address per round: a
+        gratuitous ARP for an IPv4 address, an unsolicited neighbour advertisement for an IPv6
+        one (``ndisc_send_unsolicited_na``; keepalived's garp settings drive both)."""
+        by_dev: dict[tuple[str, int], list[str]] = {}
         for addr in addresses:
             p = self._addr_place.get(addr)
-            if p is not None and ":" not in addr:
-                by_dev.setdefault(p.dev, []).append(addr)
-        for dev, addrs in by_dev.items():
+            if p is not None:
+                by_dev.setdefault((p.dev, 6 if ":" in addr else 4), []).append(addr)
+        for (dev, family), addrs in by_dev.items():
             try:
                 mac = netcfg.link_info(dev).mac
-                frames = [vrrpmsg.gratuitous_arp(mac, a) for _ in range(count) for a in addrs]
-                garp.send_frames(dev, frames)
+                if family == 4:
+                    frames = [vrrpmsg.gratuitous_arp(mac, a) for _ in range(count) for a in addrs]
+                    garp.send_frames(dev, frames)
+                else:
+                    router = netcfg.ipv6_forwarding(dev)
+                    frames = [unsolicited_na(mac, a, router) for _ in range(count) for a in addrs]
+                    garp.send_frames(dev, frames, ETH_P_IPV6)
             except (OSError, netcfg.NetcfgError) as exc:
-                log.error("VRRP: cannot send gratuitous ARP on %s: %s", dev, exc)
+                what = "gratuitous ARP" if family == 4 else "neighbour advertisements"
+                log.error("VRRP: cannot send %s on %s: %s", what, dev, exc)
 
     def _notify(self, action: Notify) -> None:
         if action.group:

@@ -13,6 +13,7 @@ misc                keepalived's MISC_CHECK: the command alone; exit 0 up, 1 dow
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import random
 import select
@@ -28,10 +29,21 @@ from pylvs.core.checksum import checksum
 from pylvs.health.check import CheckFailed, CheckResult, CheckTarget, Deadline, connect_tcp
 from pylvs.health.services import negotiate
 
-__all__ = ["check_connect", "check_external", "check_ping", "run_check", "run_command"]
+__all__ = [
+    "check_connect",
+    "check_external",
+    "check_ping",
+    "failure_words",
+    "run_check",
+    "run_command",
+    "system_timeout",
+]
 
 _ICMP_ECHO_REQUEST = 8
 _ICMP_ECHO_REPLY = 0
+_ICMPV6_ECHO_REQUEST = 128
+_ICMPV6_ECHO_REPLY = 129
+_IPPROTO_ICMPV6 = 58
 
 
 def check_connect(target: CheckTarget, timeout: float) -> str:
@@ -44,35 +56,50 @@ def check_connect(target: CheckTarget, timeout: float) -> str:
 
 
 def check_ping(target: CheckTarget, timeout: float) -> str:
-    """``check_ping``: Net::Ping "icmp" with ``checkcount`` tries of ``timeout`` seconds."""
-    if target.family() == socket.AF_INET6:
-        raise CheckFailed("ping checks of IPv6 real servers are not supported yet")
+    """``check_ping``: Net::Ping "icmp" with ``checkcount`` tries of ``timeout`` seconds.
+
+    An IPv6 real server gets ICMPv6 echo requests (keepalived's PING_CHECK does so; ldirectord
+    lists ping among the checks it cannot do over IPv6). A raw ICMPv6 socket has the kernel fill
+    in the checksum and hands back the ICMPv6 message without the IPv6 header (RFC 3542 3.1).
+    """
+    v6 = target.family() == socket.AF_INET6
+    family, proto = (
+        (socket.AF_INET6, _IPPROTO_ICMPV6) if v6 else (socket.AF_INET, socket.IPPROTO_ICMP)
+    )
+    request, reply = (
+        (_ICMPV6_ECHO_REQUEST, _ICMPV6_ECHO_REPLY) if v6 else (_ICMP_ECHO_REQUEST, _ICMP_ECHO_REPLY)
+    )
+    peer = ipaddress.ip_address(target.rip)
     ident = random.randrange(1, 0xFFFF)
-    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
+    with socket.socket(family, socket.SOCK_RAW, proto) as sock:
         for attempt in range(max(1, target.checkcount)):
             payload = struct.pack("!d", time.monotonic()) + b"pylvs-health"
-            header = struct.pack("!BBHHH", _ICMP_ECHO_REQUEST, 0, 0, ident, attempt)
-            csum = checksum(header + payload)
-            packet = struct.pack("!BBHHH", _ICMP_ECHO_REQUEST, 0, csum, ident, attempt) + payload
+            header = struct.pack("!BBHHH", request, 0, 0, ident, attempt)
+            csum = 0 if v6 else checksum(header + payload)
+            packet = struct.pack("!BBHHH", request, 0, csum, ident, attempt) + payload
             sock.sendto(packet, (target.rip, 0))
             end = time.monotonic() + timeout
             while (left := end - time.monotonic()) > 0:
                 readable, _, _ = select.select([sock], [], [], left)
                 if not readable:
                     break
-                data, (source, _) = sock.recvfrom(2048)
-                ihl = (data[0] & 0x0F) * 4
-                if len(data) < ihl + 8 or source != target.rip:
+                data, address = sock.recvfrom(2048)
+                offset = 0 if v6 else (data[0] & 0x0F) * 4
+                if len(data) < offset + 8 or ipaddress.ip_address(address[0]) != peer:
                     continue
-                kind, _, _, rid, seq = struct.unpack_from("!BBHHH", data, ihl)
-                if kind == _ICMP_ECHO_REPLY and rid == ident and seq == attempt:
+                kind, _, _, rid, seq = struct.unpack_from("!BBHHH", data, offset)
+                if kind == reply and rid == ident and seq == attempt:
                     return f"echo reply from {target.rip} (try {attempt + 1})"
     raise CheckFailed(f"no echo reply from {target.rip} in {target.checkcount} tries")
 
 
-def run_command(argv: list[str], timeout: float) -> int:
-    """Run a check command in a process group of its own; on timeout the whole group is killed
-    (ldirectord's ``system_timeout``) and :class:`CheckFailed` raised."""
+def system_timeout(
+    argv: list[str], timeout: float, user: int | None = None, group: int | str | None = None
+) -> int | None:
+    """Run a check command in a process group of its own, as ``user``/``group`` when given;
+    its exit status (negative: the signal that killed it), or None when ``timeout`` passed and
+    the whole group was killed (ldirectord's ``system_timeout``, keepalived's
+    ``misc_check_thread``). A command that cannot be started raises :class:`CheckFailed`."""
     try:
         proc = subprocess.Popen(
             argv,
@@ -80,6 +107,8 @@ def run_command(argv: list[str], timeout: float) -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            user=user,
+            group=group,
         )
     except OSError as exc:
         raise CheckFailed(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
@@ -91,11 +120,22 @@ def run_command(argv: list[str], timeout: float) -> int:
         except ProcessLookupError:
             pass
         proc.wait()
-        raise CheckFailed(f"{argv[0]} did not finish within {timeout:g}s") from None
+        return None
+
+
+def run_command(argv: list[str], timeout: float) -> int:
+    """:func:`system_timeout`, a timeout raising :class:`CheckFailed`."""
+    status = system_timeout(argv, timeout)
+    if status is None:
+        raise CheckFailed(f"{argv[0]} did not finish within {timeout:g}s")
+    return status
 
 
 def _external_argv(target: CheckTarget) -> list[str]:
-    return [target.vip, str(target.vport), target.rip, str(target.rport)]
+    """``checkcommand <vip|fwmark> <vport> <rip> <rport>``: ldirectord keeps IPv6 addresses as
+    ``ld_gethostbyname`` returns them, in brackets (``[2001:db8::2]``), so the command gets that."""
+    vip = f"[{target.vip}]" if ":" in target.vip else target.vip
+    return [vip, str(target.vport), target.host(), str(target.rport)]
 
 
 def check_external(target: CheckTarget, timeout: float) -> str:
@@ -130,6 +170,14 @@ def check_misc(target: CheckTarget, timeout: float, dynamic: bool) -> tuple[str,
     raise CheckFailed(f"{argv[0]} exited with status {status}")
 
 
+def failure_words(exc: BaseException) -> str:
+    """The reason a failed check gives: an OS error's ``strerror`` (``Connection refused``),
+    else the exception's message, else its type's name."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
 def run_check(
     kind: str, target: CheckTarget, timeout: float, misc_dynamic: bool = False
 ) -> CheckResult:
@@ -155,8 +203,5 @@ def run_check(
     except TimeoutError:
         return CheckResult(False, "timed out", time.monotonic() - start)
     except Exception as exc:  # any failure of any library is a down server, with its words
-        reason = str(exc) or type(exc).__name__
-        if isinstance(exc, OSError) and exc.strerror:
-            reason = exc.strerror
-        return CheckResult(False, reason, time.monotonic() - start)
+        return CheckResult(False, failure_words(exc), time.monotonic() - start)
     return CheckResult(True, seen, time.monotonic() - start, weight)

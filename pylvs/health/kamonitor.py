@@ -38,7 +38,7 @@ from pylvs.health.keepalived import KaResult, run_checker
 from pylvs.health.keepalived.conn import target_of
 from pylvs.health.keepalived.file import TrackFileWatch, init_track_file
 from pylvs.health.keeper import Table
-from pylvs.health.monitor import DEFAULT_WORKERS, WorkerPool
+from pylvs.health.monitor import DEFAULT_WORKERS, Health, WorkerPool
 from pylvs.loop import Loop
 
 __all__ = ["BOOTSTRAP_DELAY", "KaMonitor"]
@@ -51,24 +51,11 @@ _SCRIPT_TIMEOUT = 60.0  # a notify script still running then is killed
 
 
 @dataclass
-class _Run:
-    """One checker's schedule and what ``pylvs health`` shows of it."""
+class _Run(Health):
+    """One checker's schedule and what ``pylvs health`` shows of it: the ldirectord checks'
+    :class:`~pylvs.health.monitor.Health`, kept per checker rather than per real server."""
 
-    ck: CheckerState
-    check: str
-    real: str
-    virtuals: list[str]
-    next_due: float = 0.0
-    running: int = 0  # generation of the run in the pool, 0 when none
-    started: float = 0.0
-    budget: float = 0.0
-    state: str = "unchecked"
-    since: float = field(default_factory=time.time)
-    ok: bool | None = None
-    reason: str = ""
-    latency: float = 0.0
-    checks: int = 0
-    failures: int = 0
+    ck: CheckerState = field(kw_only=True)
 
 
 def _budget(ck: CheckerState) -> float:
@@ -299,22 +286,7 @@ class KaMonitor:
     def rows(self) -> list[dict[str, Any]]:
         """Every checker, in ``pylvs health``'s row shape."""
         now = time.time()
-        return [
-            {
-                "real": r.real,
-                "virtuals": r.virtuals,
-                "check": r.check,
-                "state": r.state,
-                "for": round(now - r.since, 1),
-                "ok": r.ok,
-                "reason": r.reason,
-                "latency": round(r.latency, 6),
-                "checks": r.checks,
-                "failures": r.failures,
-                "failcount": r.ck.retry_it,
-            }
-            for r in self.runs
-        ]
+        return [r.row(now, r.ck.retry_it) for r in self.runs]
 
     def status(self) -> dict[str, Any]:
         states: dict[str, int] = {}

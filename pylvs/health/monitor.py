@@ -54,8 +54,10 @@ _COALESCE = 0.05
 
 def _in_maintenance(maintdir: str, addr: str, port: int) -> bool:
     """``_check_real_for_maintenance``: a file named ip:port, ip, fqdn:port, fqdn, short:port
-    or short in ``maintenancedir`` forces the server down."""
-    names = [f"{addr}:{port}", addr]
+    or short in ``maintenancedir`` forces the server down. ldirectord holds an IPv6 address in
+    brackets, so its files are ``[2001:db8::2]:80`` and ``[2001:db8::2]``."""
+    shown = f"[{addr}]" if ":" in addr else addr
+    names = [f"{shown}:{port}", shown]
     with contextlib.suppress(OSError):
         fqdn = socket.gethostbyaddr(addr)[0]
         names += [f"{fqdn}:{port}", fqdn]
@@ -110,6 +112,22 @@ class Health:
     running: int = 0  # the generation of the check in the pool, 0 when none
     budget: float = 0.0  # seconds it may run: its timeout(s) and the grace second
     started: float = 0.0  # when a worker took it up (0: still queued behind other checks)
+
+    def row(self, now: float, failcount: int) -> dict[str, Any]:
+        """The ``pylvs health`` row (``now``: wall-clock time, as ``since``)."""
+        return {
+            "real": self.real,
+            "virtuals": self.virtuals,
+            "check": self.check,
+            "state": self.state,
+            "for": round(now - self.since, 1),
+            "ok": self.ok,
+            "reason": self.reason,
+            "latency": round(self.latency, 6),
+            "checks": self.checks,
+            "failures": self.failures,
+            "failcount": failcount,
+        }
 
 
 class WorkerPool:
@@ -446,19 +464,7 @@ class HealthMonitor:
         """Every real server's health, for ``pylvs health`` and ``pylvs top``."""
         now = time.time()
         return [
-            {
-                "real": h.real,
-                "virtuals": h.virtuals,
-                "check": h.check,
-                "state": h.state,
-                "for": round(now - h.since, 1),
-                "ok": h.ok,
-                "reason": h.reason,
-                "latency": round(h.latency, 6),
-                "checks": h.checks,
-                "failures": h.failures,
-                "failcount": self.keeper.reals[rid].failcount if rid in self.keeper.reals else 0,
-            }
+            h.row(now, self.keeper.reals[rid].failcount if rid in self.keeper.reals else 0)
             for rid, h in self.health.items()
         ]
 

@@ -13,16 +13,19 @@ What the kernel must not do, and how it is kept from doing it:
   virtual service ``-d VIP -p PROTO --dport VPORT``, per NAT real server its replies
   ``-s RIP -p PROTO --sport RPORT``, and ICMP errors (types 3, 4, 11) to a VIP or from a NAT real
   server. Without it the kernel would forward a second copy or answer with RST / port
-  unreachable. A packet the engine passes (ACCEPT) but the chain dropped is lost: for example a
+  unreachable. IPv6 services get the same chain in ``ip6tables`` (ICMPv6 errors: types 1-4).
+  A packet the engine passes (ACCEPT) but the chain dropped is lost: for example a
   TCP segment of an unknown connection to a VIP, which IPVS would hand to the local stack (RST).
 * Frames the host sends are not tapped (``PACKET_IGNORE_OUTGOING``), nor frames for other MACs,
   broadcasts and multicasts (socket filter on ``PACKET_HOST``). The socket filter also keeps
-  everything but IPv4 to a VIP or from a NAT real server out of Python.
+  everything but IPv4 or IPv6 to a VIP or from a NAT real server out of Python (neighbour
+  discovery goes to multicast or to the director's own addresses: never into the ring).
 
 Next hops: ``action.next_hop`` (real server, client, or tunnel endpoint) is looked up in the
 kernel's routing table and neighbour table (:class:`pylvs.io.nexthop.NextHops`, cached; the
 transmit ring of an interface is opened the first time a hop leaves by it). NAT replies thus go
-to the client's next hop as the kernel would route them.
+to the client's next hop as the kernel would route them. An IPv6 next hop is found the same way
+(IPv6 route, neighbour discovery); the family is the outgoing packet's.
 
 ARP: pylvs does not answer ARP. The VIP is on the director's ``lo`` (the kernel answers for it, as
 on an IPVS director) or routed to the director by the clients' router.
@@ -72,10 +75,10 @@ from typing import Any
 from pylvs.core.checksum import L4_CHECK_OFFSET, l4_checksum
 from pylvs.core.control import IPVSError, ServiceInfo, ServiceSpec, addr_from_text
 from pylvs.core.engine import Engine
-from pylvs.core.forward import partial_csum_nat
+from pylvs.core.forward import partial_csum_nat, partial_csum_nat6
 from pylvs.core.packet import ParseError, parse_ip
 from pylvs.core.ratelimit import RateLimit
-from pylvs.core.service import AF_INET, FwdMethod, ServiceFlags
+from pylvs.core.service import AF_INET, AF_INET6, FwdMethod, ServiceFlags
 from pylvs.io import iptables, netcfg
 from pylvs.io.backend import BackendError, BackendStatus
 from pylvs.io.nexthop import NextHops
@@ -91,6 +94,7 @@ from pylvs.io.rings import (
     VIRTIO_NET_HDR_GSO_ECN,
     VIRTIO_NET_HDR_GSO_NONE,
     VIRTIO_NET_HDR_GSO_TCPV4,
+    VIRTIO_NET_HDR_GSO_TCPV6,
     VIRTIO_NET_HDR_GSO_UDP_L4,
     VNET_HDR,
     VNET_HDR_LEN,
@@ -100,6 +104,7 @@ from pylvs.io.rings import (
     TxRing,
     attach_filter,
     client_hash_program,
+    client_hash_program6,
     host_filter,
     join_fanout,
     set_fanout_program,
@@ -121,6 +126,9 @@ log = logging.getLogger("pylvs.afpacket")
 CHAIN = "PYLVS-AF"
 _PROTO_NAMES = {6: "tcp", 17: "udp", 132: "sctp"}
 _ICMP_ERRORS = ("destination-unreachable", "source-quench", "time-exceeded")
+# ICMPv6 errors ip_vs_in_icmp_v6 relays: destination unreachable, packet too big, time exceeded,
+# parameter problem (RFC 4443).
+_ICMPV6_ERRORS = ("1", "2", "3", "4")
 _SEND = 2  # verdicts REWRITE, ROUTE, TUNNEL, LOCAL (>= 2) all send action.packet to next_hop
 _REWRITE = 2  # Verdict.REWRITE (NAT)
 _LOCAL = 5  # Verdict.LOCAL: an ICMP error the engine built
@@ -133,6 +141,7 @@ RX_VERSION_DEFAULT = 2
 _VNET_BLOCK = 1 << 17
 _VNET_BLOCKS = 256
 _ADDRS = struct.Struct("!II")
+_ADDRS6 = struct.Struct("!QQQQ")
 _U16 = struct.Struct("!H")
 _U32LE = struct.Struct("<I")
 
@@ -140,10 +149,17 @@ _U32LE = struct.Struct("<I")
 # -- the kernel's copy: raw-table DROP rules ------------------------------------------------------
 
 
-def build_ruleset(services: Sequence[ServiceInfo]) -> str:
-    """``iptables-restore --noflush`` input making ``PYLVS-AF`` drop what pylvs forwards."""
+def build_ruleset(services: Sequence[ServiceInfo], family: int = AF_INET) -> str:
+    """``iptables-restore --noflush`` input making ``PYLVS-AF`` drop what pylvs forwards
+    (``family`` 6: the ``ip6tables-restore`` input, for the IPv6 services)."""
     lines = ["*raw", f":{CHAIN} - [0:0]"]
     seen: set[str] = set()
+    if family == AF_INET6:
+        host = "/128"
+        icmps = [f"-p ipv6-icmp --icmpv6-type {kind}" for kind in _ICMPV6_ERRORS]
+    else:
+        host = "/32"
+        icmps = [f"-p icmp --icmp-type {kind}" for kind in _ICMP_ERRORS]
 
     def add(rule: str) -> None:
         if rule not in seen:
@@ -152,63 +168,70 @@ def build_ruleset(services: Sequence[ServiceInfo]) -> str:
 
     for svc in services:
         proto = _PROTO_NAMES.get(svc.protocol)
-        if svc.af != AF_INET or svc.fwmark or proto is None:
+        if svc.af != family or svc.fwmark or proto is None:
             continue
         port = f" --dport {svc.port}" if svc.port else ""
-        add(f"-d {svc.addr}/32 -p {proto}{port}")
-        for kind in _ICMP_ERRORS:
-            add(f"-d {svc.addr}/32 -p icmp --icmp-type {kind}")
+        add(f"-d {svc.addr}{host} -p {proto}{port}")
+        for icmp in icmps:
+            add(f"-d {svc.addr}{host} {icmp}")
         for dest in svc.dests:
-            if dest.fwd != FwdMethod.MASQ or dest.af != AF_INET:
+            if dest.fwd != FwdMethod.MASQ or dest.af != family:
                 continue
             rport = dest.port or svc.port
             sport = f" --sport {rport}" if rport else ""
             # Only replies on their way to a client (iptables.NOT_LOCAL).
-            add(f"-s {dest.addr}/32 -p {proto}{sport} {iptables.NOT_LOCAL}")
-            for kind in _ICMP_ERRORS:
-                add(f"-s {dest.addr}/32 -p icmp --icmp-type {kind} {iptables.NOT_LOCAL}")
+            add(f"-s {dest.addr}{host} -p {proto}{sport} {iptables.NOT_LOCAL}")
+            for icmp in icmps:
+                add(f"-s {dest.addr}{host} {icmp} {iptables.NOT_LOCAL}")
     return "\n".join([*lines, "COMMIT", ""])
 
 
 def _install_jumps(ifaces: Sequence[str]) -> None:
-    iptables.restore(build_ruleset([]))
-    for name in ifaces:
-        iptables.ensure_jump("raw", ["-i", name], CHAIN, first=True)
+    for family in (AF_INET, AF_INET6):
+        iptables.restore(build_ruleset([], family), family)
+        for name in ifaces:
+            iptables.ensure_jump("raw", ["-i", name], CHAIN, first=True, family=family)
 
 
 def remove_rules() -> bool:
-    """Remove ``PYLVS-AF`` and the jumps to it (also a killed daemon's); True if any existed."""
-    return iptables.remove_chains("raw", (CHAIN,))
+    """Remove ``PYLVS-AF`` and the jumps to it (also a killed daemon's), from iptables and
+    ip6tables; True if any existed."""
+    removed = iptables.remove_chains("raw", (CHAIN,), AF_INET)
+    return iptables.remove_chains("raw", (CHAIN,), AF_INET6) or removed
 
 
-def filter_addrs(services: Sequence[ServiceInfo]) -> tuple[list[int], list[int]] | None:
-    """(VIPs, NAT real servers) as ints for the socket filter; None: no address filter possible
-    (too many addresses), take all IPv4 for this host."""
+def filter_addrs(
+    services: Sequence[ServiceInfo], family: int = AF_INET
+) -> tuple[list[int], list[int]] | None:
+    """(VIPs, NAT real servers) of ``family`` as ints for the socket filter; None: no address
+    filter possible (too many addresses), take all of that family for this host."""
     vips: list[int] = []
     rips: list[int] = []
     for svc in services:
-        if svc.af != AF_INET or svc.fwmark:
+        if svc.af != family or svc.fwmark:
             continue
         vip = addr_from_text(svc.addr)[1]
         if vip not in vips:
             vips.append(vip)
         for dest in svc.dests:
-            if dest.fwd != FwdMethod.MASQ or dest.af != AF_INET:
+            if dest.fwd != FwdMethod.MASQ or dest.af != family:
                 continue
             rip = addr_from_text(dest.addr)[1]
             if rip not in rips:
                 rips.append(rip)
-    if len(vips) + len(rips) > 250:
-        return None  # BPF jumps are 8 bits; beyond that the engine sorts the traffic out
+    # IPv4: BPF jumps are 8 bits; beyond that the engine sorts the traffic out. IPv6: nine
+    # instructions per address (rings.host_filter), within the 4096 a program may have.
+    limit = 250 if family == AF_INET else 400
+    if len(vips) + len(rips) > limit:
+        return None
     return vips, rips
 
 
-def persistence_prefix(services: Sequence[ServiceInfo]) -> int | None:
-    """The widest persistence netmask (shortest prefix) of the IPv4 persistent services, or None
-    when there is none: the fanout hash then keeps a masked client network on one worker."""
-    prefixes = [
-        s.netmask for s in services if s.af == AF_INET and s.flags & ServiceFlags.PERSISTENT
-    ]
+def persistence_prefix(services: Sequence[ServiceInfo], family: int = AF_INET) -> int | None:
+    """The widest persistence netmask (shortest prefix) of the persistent services of
+    ``family``, or None when there is none: the fanout hash then keeps a masked client network
+    on one worker."""
+    prefixes = [s.netmask for s in services if s.af == family and s.flags & ServiceFlags.PERSISTENT]
     return min(prefixes) if prefixes else None
 
 
@@ -229,15 +252,23 @@ def _transmit_ring_vnet(link: netcfg.LinkInfo) -> TxRing:
 
 
 def gso_segment_length(packet: memoryview | bytes | bytearray, gso_type: int, gso_size: int) -> int:
-    """The IP length of the segments a GSO frame is cut into (its IPv4 and TCP/UDP headers plus
+    """The IP length of the segments a GSO frame is cut into (its IP and TCP/UDP headers plus
     ``gso_size``); 0 for a kind of GSO frame this data plane does not forward."""
     kind = gso_type & ~VIRTIO_NET_HDR_GSO_ECN
+    if packet[0] >> 4 == 6:
+        # TCP or UDP right after the fixed header (a GSO frame the kernel built has no
+        # extension headers; one that has them is not forwarded as such).
+        if kind == VIRTIO_NET_HDR_GSO_TCPV6 and packet[6] == 6:
+            return 40 + (packet[52] >> 4) * 4 + gso_size
+        if kind == VIRTIO_NET_HDR_GSO_UDP_L4 and packet[6] == 17:
+            return 40 + 8 + gso_size
+        return 0
     ihl = (packet[0] & 0xF) * 4
     if kind == VIRTIO_NET_HDR_GSO_TCPV4:
         return ihl + (packet[ihl + 12] >> 4) * 4 + gso_size
     if kind == VIRTIO_NET_HDR_GSO_UDP_L4:
         return ihl + 8 + gso_size
-    return 0  # IPv6 (passed to the kernel by the engine anyway), UFO: not segmentable here
+    return 0  # UFO: not segmentable here
 
 
 class DataPlane:
@@ -314,16 +345,25 @@ class DataPlane:
     def set_services(self, services: Sequence[ServiceInfo]) -> None:
         """Narrow the socket filters (and fanout programs) to the configured services."""
         addrs = filter_addrs(services)
+        addrs6 = filter_addrs(services, AF_INET6)
         if addrs is None:
             log.warning("more than 250 addresses: tapping all IPv4 traffic to this host")
-            program = host_filter(None)
-        else:
-            program = host_filter(*addrs)
+        if addrs6 is None:
+            log.warning("more than 400 IPv6 addresses: tapping all IPv6 traffic to this host")
+        daddrs, saddrs = (None, []) if addrs is None else addrs
+        daddrs6, saddrs6 = (None, []) if addrs6 is None else addrs6
+        program = host_filter(daddrs, saddrs, daddrs6, saddrs6)
         for ring in self.rx:
             attach_filter(ring.sock, program)
         if self.fanout:
             vips = [addr_from_text(s.addr)[1] for s in services if s.af == AF_INET and not s.fwmark]
             fanout = client_hash_program(vips, persistence_prefix(services))
+            vips6 = [
+                addr_from_text(s.addr)[1] for s in services if s.af == AF_INET6 and not s.fwmark
+            ]
+            if vips6:
+                prefix6 = persistence_prefix(services, AF_INET6)
+                fanout = client_hash_program6(vips6, prefix6, fanout)
             for ring in self.rx:
                 set_fanout_program(ring.sock, fanout)
 
@@ -512,7 +552,7 @@ class DataPlane:
         if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM:
             check_off = csum_start + csum_offset - l2
             v = packet[0]
-            proto = packet[9]
+            proto = packet[9] if v >> 4 == 4 else packet[6]
             if (
                 v >> 4 == 4
                 and proto in (6, 17)
@@ -520,6 +560,11 @@ class DataPlane:
             ):
                 (old_check,) = _U16.unpack_from(packet, check_off)
                 old_saddr, old_daddr = _ADDRS.unpack_from(packet, 12)
+            elif v >> 4 == 6 and proto in (6, 17) and check_off == 40 + L4_CHECK_OFFSET[proto]:
+                # IPv6, TCP/UDP right after the fixed header: the addresses as 128-bit ints.
+                (old_check,) = _U16.unpack_from(packet, check_off)
+                s_hi, s_lo, d_hi, d_lo = _ADDRS6.unpack_from(packet, 8)
+                old_saddr, old_daddr = s_hi << 64 | s_lo, d_hi << 64 | d_lo
             elif gso_type == VIRTIO_NET_HDR_GSO_NONE:
                 # Not a TCP/UDP checksum NAT knows how to update: complete it here instead.
                 self._complete_checksum(packet)
@@ -555,7 +600,10 @@ class DataPlane:
             # NAT: the engine updated the checksum as a full one (ports included); a partial
             # one follows the addresses only (inet_proto_csum_replace4/2, CHECKSUM_PARTIAL).
             assert isinstance(out, bytearray)
-            partial_csum_nat(out, check_off, old_check, old_saddr, old_daddr)
+            if out[0] >> 4 == 6:
+                partial_csum_nat6(out, check_off, old_check, old_saddr, old_daddr)
+            else:
+                partial_csum_nat(out, check_off, old_check, old_saddr, old_daddr)
         hops = self.hops
         hop = hops.hops.get(next_hop)
         if hop is None or hop.expires < now:
@@ -579,10 +627,11 @@ class DataPlane:
             log.exception("packet handling failed (%d failures so far); dropped", self.failures)
 
     def _complete_checksum(self, packet: memoryview) -> None:
-        """Replace a partial (pseudo-header only) TCP/UDP checksum by the full one."""
+        """Replace a partial (pseudo-header only) TCP/UDP checksum by the full one (IPv4 or
+        IPv6: l4_checksum sums the pseudo header of the packet's family)."""
         try:
             p = parse_ip(packet)
-            if p.version != 4 or p.is_fragment or p.proto not in (6, 17):
+            if p.is_fragment or p.proto not in (6, 17):
                 return
             value = l4_checksum(packet, p)
         except (ParseError, ValueError):
@@ -732,7 +781,8 @@ class AfpacketBackend:
 
     def set_services(self, services: Sequence[ServiceInfo]) -> None:
         try:
-            iptables.restore(build_ruleset(services))
+            for family in (AF_INET, AF_INET6):
+                iptables.restore(build_ruleset(services, family), family)
         except iptables.IptablesError as exc:
             raise BackendError(str(exc)) from None
         if self.plane is not None:

@@ -4,6 +4,9 @@ jumps into pylvs's own chains.
 Every call passes ``-w`` (wait for the xtables lock instead of failing when another program holds
 it). Chains are declared and filled with ``iptables-restore --noflush``: declaring a chain flushes
 it, so a whole chain is replaced in one transaction, whatever its size.
+
+``family=6`` runs ``ip6tables`` / ``ip6tables-restore`` instead (the same chains and rules for
+IPv6 virtual services: netfilter keeps separate IPv4 and IPv6 tables).
 """
 
 from __future__ import annotations
@@ -23,14 +26,19 @@ class IptablesError(Exception):
 NOT_LOCAL = "-m addrtype ! --dst-type LOCAL"
 
 
-def run(*args: str, check: bool = True) -> bool:
-    """``iptables -w ARGS``; True if it succeeded (IptablesError on failure when ``check``)."""
-    return _call(["iptables", "-w", *args], None, check)
+def _tool(family: int) -> str:
+    return "ip6tables" if family == 6 else "iptables"
 
 
-def restore(rules: str) -> None:
-    """``iptables-restore -w --noflush`` with ``rules`` as input."""
-    _call(["iptables-restore", "-w", "--noflush"], rules, True)
+def run(*args: str, check: bool = True, family: int = 4) -> bool:
+    """``iptables -w ARGS`` (``ip6tables`` for ``family`` 6); True if it succeeded
+    (IptablesError on failure when ``check``)."""
+    return _call([_tool(family), "-w", *args], None, check)
+
+
+def restore(rules: str, family: int = 4) -> None:
+    """``iptables-restore -w --noflush`` (``ip6tables-restore``) with ``rules`` as input."""
+    _call([_tool(family) + "-restore", "-w", "--noflush"], rules, True)
 
 
 def _call(cmd: list[str], stdin: str | None, check: bool) -> bool:
@@ -46,25 +54,25 @@ def _call(cmd: list[str], stdin: str | None, check: bool) -> bool:
     return proc.returncode == 0
 
 
-def ensure_jump(table: str, match: Sequence[str], chain: str, first: bool) -> None:
+def ensure_jump(table: str, match: Sequence[str], chain: str, first: bool, family: int = 4) -> None:
     """Make ``PREROUTING`` of ``table`` jump to ``chain`` for ``match`` (once): inserted at the top
     when ``first``, appended otherwise."""
     rule = [*match, "-j", chain]
-    if run("-t", table, "-C", "PREROUTING", *rule, check=False):
+    if run("-t", table, "-C", "PREROUTING", *rule, check=False, family=family):
         return
     if first:
-        run("-t", table, "-I", "PREROUTING", "1", *rule)
+        run("-t", table, "-I", "PREROUTING", "1", *rule, family=family)
     else:
-        run("-t", table, "-A", "PREROUTING", *rule)
+        run("-t", table, "-A", "PREROUTING", *rule, family=family)
 
 
-def remove_chains(table: str, chains: Sequence[str]) -> bool:
+def remove_chains(table: str, chains: Sequence[str], family: int = 4) -> bool:
     """Remove every ``PREROUTING`` jump to ``chains`` and the chains themselves (also what a killed
     daemon left); True if anything was there."""
     removed = False
     try:
         listing = subprocess.run(
-            ["iptables", "-w", "-t", table, "-S", "PREROUTING"],
+            [_tool(family), "-w", "-t", table, "-S", "PREROUTING"],
             capture_output=True,
             text=True,
             check=False,
@@ -75,11 +83,11 @@ def remove_chains(table: str, chains: Sequence[str]) -> bool:
     for line in listing:
         words = line.split()
         if words[:2] == ["-A", "PREROUTING"] and words[-2:] in targets:
-            run("-t", table, "-D", *words[1:], check=False)
+            run("-t", table, "-D", *words[1:], check=False, family=family)
             removed = True
     for chain in chains:
-        if run("-t", table, "-F", chain, check=False):
+        if run("-t", table, "-F", chain, check=False, family=family):
             removed = True
     for chain in chains:
-        run("-t", table, "-X", chain, check=False)
+        run("-t", table, "-X", chain, check=False, family=family)
     return removed

@@ -319,9 +319,11 @@ def add_address(
     prefixlen: int | None = None,
     label: str | None = None,
     broadcast: str | None = None,
+    nodad: bool = False,
 ) -> bool:
     """Add ``addr`` (``"192.0.2.1/24"`` or address + prefixlen), with an ``ip addr`` label
-    (``eth0:vip``) and broadcast address if given; False if it was already there."""
+    (``eth0:vip``) and broadcast address if given, and for IPv6 ``nodad`` (``IFA_F_NODAD``: no
+    duplicate address detection, usable at once); False if it was already there."""
     ip, plen = _split(addr, prefixlen)
     if has_address(ifname, ip):
         return False
@@ -330,9 +332,63 @@ def add_address(
         extra["label"] = label
     if broadcast is not None:
         extra["broadcast"] = broadcast
+    if nodad and ":" in ip:
+        extra["flags"] = IFA_F_NODAD
     with _ipr() as ipr:
         ipr.addr("add", index=_ifindex(ipr, ifname), address=ip, prefixlen=plen, **extra)
     return True
+
+
+# ``ip addr add ... nodad`` and the states ``ip -6 addr`` shows (include/uapi/linux/if_addr.h).
+IFA_F_NODAD = 0x02
+IFA_F_DADFAILED = 0x08
+IFA_F_TENTATIVE = 0x40
+
+
+def link_ipv6_linklocal(ifname: str) -> str | None:
+    """The interface's IPv6 link-local address (fe80::/10; keepalived's IPv6 VRRP source), or
+    None when it has none yet or does not exist. A tentative one (DAD not done) counts: the
+    kernel will not send from it yet, so callers that send wait with
+    :func:`ipv6_address_tentative`."""
+    with _ipr() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            return None
+        for msg in ipr.get_addr(family=socket.AF_INET6, index=found[0]):
+            addr = msg.get_attr("IFA_ADDRESS")
+            if addr and ipaddress.IPv6Address(addr).is_link_local:
+                return str(addr)
+    return None
+
+
+def ipv6_address_flags(ifname: str, addr: str) -> int | None:
+    """The ``IFA_F_*`` flags of an IPv6 address on an interface (None: not there)."""
+    ip = ipaddress.IPv6Address(addr.split("/")[0])
+    with _ipr() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            return None
+        for msg in ipr.get_addr(family=socket.AF_INET6, index=found[0]):
+            local = msg.get_attr("IFA_ADDRESS")
+            if local and ipaddress.IPv6Address(local) == ip:
+                flags = msg.get_attr("IFA_FLAGS")
+                return int(msg["flags"] if flags is None else flags)
+    return None
+
+
+def ipv6_address_tentative(ifname: str, addr: str) -> bool:
+    """Whether duplicate address detection still runs for the address (``tentative``)."""
+    flags = ipv6_address_flags(ifname, addr)
+    return flags is not None and bool(flags & IFA_F_TENTATIVE) and not flags & IFA_F_DADFAILED
+
+
+def ipv6_forwarding(ifname: str) -> bool:
+    """``net.ipv6.conf.IF.forwarding``: the interface routes IPv6 (the Router flag of the
+    neighbour advertisements sent for it); False if it cannot be read."""
+    try:
+        return read_sysctl(f"net/ipv6/conf/{ifname}/forwarding").strip() not in ("", "0")
+    except (OSError, NetcfgError):
+        return False
 
 
 # ``ip addr add ... scope NAME`` (rtnetlink's rt_scope_t).
@@ -346,9 +402,11 @@ def add_virtual_address(
     label: str | None = None,
     broadcast: str | None = None,
     scope: str | None = None,
+    nodad: bool = False,
 ) -> bool:
     """A VRRP ``virtual_ipaddress`` line: :func:`add_address` with a ``scope`` (a name such
-    as ``host`` / ``link`` / ``global``, or a number) as well; False if already there."""
+    as ``host`` / ``link`` / ``global``, or a number) as well; False if already there.
+    ``nodad``: as :func:`add_address` (keepalived adds every IPv6 VIP with ``IFA_F_NODAD``)."""
     ip, plen = _split(addr, prefixlen)
     if has_address(ifname, ip):
         return False
@@ -357,6 +415,8 @@ def add_virtual_address(
         extra["label"] = label
     if broadcast is not None:
         extra["broadcast"] = broadcast
+    if nodad and ":" in ip:
+        extra["flags"] = IFA_F_NODAD
     if scope is not None:
         extra["scope"] = _SCOPES[scope] if scope in _SCOPES else int(scope)
     with _ipr() as ipr:
@@ -377,19 +437,21 @@ def interfaces_with(addr: str) -> list[str]:
 
 
 def connected_network(addr: str) -> tuple[str, int] | None:
-    """IPaddr2's ``findif``: the interface and prefix length of a configured IPv4 network that
-    contains ``addr`` (the most specific, ``lo`` never), or None."""
-    ip = ipaddress.IPv4Address(addr)
+    """IPaddr2's ``findif``: the interface and prefix length of a configured IPv4 (or, for an
+    IPv6 ``addr``, IPv6) network that contains ``addr`` (the most specific, ``lo`` never), or
+    None."""
+    ip = ipaddress.ip_address(addr)
+    family, host = (socket.AF_INET, 32) if ip.version == 4 else (socket.AF_INET6, 128)
     best: tuple[int, str] | None = None
     with _ipr() as ipr:
         names = {int(link["index"]): str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()}
-        for msg in ipr.get_addr(family=socket.AF_INET):
+        for msg in ipr.get_addr(family=family):
             name = names.get(int(msg["index"]), "")
             local = msg.get_attr("IFA_ADDRESS")
             plen = int(msg["prefixlen"])
-            if name == "lo" or not local or plen >= 32:
+            if name == "lo" or not local or plen >= host:
                 continue
-            if ip in ipaddress.IPv4Network(f"{local}/{plen}", strict=False) and (
+            if ip in ipaddress.ip_network(f"{local}/{plen}", strict=False) and (
                 best is None or plen > best[0]
             ):
                 best = (plen, name)
@@ -418,8 +480,10 @@ def add_route(dst: str, gateway: str | None = None, ifname: str | None = None) -
 
 
 def del_route(dst: str, gateway: str | None = None) -> bool:
-    """Remove a route; False if there was none."""
-    kwargs: dict[str, Any] = {"dst": "0.0.0.0/0" if dst == "default" else dst}
+    """Remove a route; False if there was none (``default`` with an IPv6 ``gateway``: the IPv6
+    default route)."""
+    default = "::/0" if gateway is not None and ":" in gateway else "0.0.0.0/0"
+    kwargs: dict[str, Any] = {"dst": default if dst == "default" else dst}
     if gateway is not None:
         kwargs["gateway"] = gateway
     with _ipr() as ipr:
@@ -696,10 +760,10 @@ def link_stats(ifname: str) -> dict[str, int]:
         return {key: int(value) for key, value in stats.items() if isinstance(value, int)}
 
 
-def default_gateway() -> str | None:
-    """The gateway of the IPv4 default route of the main table, if any."""
+def default_gateway(family: int = socket.AF_INET) -> str | None:
+    """The gateway of the IPv4 (``family`` AF_INET6: IPv6) default route of the main table."""
     with _ipr() as ipr:
-        for msg in ipr.get_default_routes(family=socket.AF_INET):
+        for msg in ipr.get_default_routes(family=family):
             gateway = msg.get_attr("RTA_GATEWAY")
             if gateway:
                 return str(gateway)
@@ -707,8 +771,9 @@ def default_gateway() -> str | None:
 
 
 def replace_default_route(gateway: str) -> None:
+    """Make ``gateway`` the default route of its family (IPv4, or IPv6 for an IPv6 address)."""
     with _ipr() as ipr:
-        ipr.route("replace", dst="0.0.0.0/0", gateway=gateway)
+        ipr.route("replace", dst="::/0" if ":" in gateway else "0.0.0.0/0", gateway=gateway)
 
 
 # rtnetlink multicast groups (include/uapi/linux/rtnetlink.h, RTMGRP_*) and message types.

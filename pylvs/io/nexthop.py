@@ -1,10 +1,19 @@
-"""Next hops: where a frame for an IPv4 address goes (interface, MACs), from the kernel's tables.
+"""Next hops: where a frame for an IP address goes (interface, MACs), from the kernel's tables.
 
 Both backends send frames pylvs addresses itself (DR with NFQUEUE; everything with AF_PACKET): the
 kernel's routing table gives the output interface and the next hop (the address itself, or its
 gateway), the neighbour table gives the next hop's MAC. A missing or stale neighbour entry is
 resolved by the kernel (one UDP datagram to the discard port, :func:`netcfg.neigh_probe`, at most
 once a second) and the packet is dropped; the sender retransmits, as after any loss.
+
+IPv6 (a 128-bit ``next_hop``, from an IPv6 packet) takes the same steps: the kernel's IPv6 route
+(its gateway is often a router's link-local ``fe80::`` address, scoped to the output interface),
+its neighbour table (filled by neighbour discovery, RFC 4861), and a UDP datagram to have it send
+a Neighbor Solicitation when the entry is missing or stale (RFC 4861 section 7.2.2, 7.3.3). The
+frame's EtherType is then 0x86DD. The family is the one of the packet being sent
+(:meth:`NextHops.resolve` ``version``); where the caller does not know it, an address above
+2**32 is IPv6: so an IPv6 next hop inside ``::/96`` (the deprecated IPv4-compatible addresses,
+RFC 4291 section 2.5.5.1) shares its cache entry with the IPv4 address of the same value.
 
 Results are cached: a resolved hop for :data:`HOP_TTL` seconds, an unresolved one for 50 ms, an
 address with no route for a second. Route and neighbour changes (:mod:`pylvs.routes`) empty the
@@ -34,6 +43,7 @@ _NO_ROUTE_TTL = 1.0
 _PROBE_INTERVAL = 1.0
 _NUD_STALE = 0x04
 _ETH_P_IP = b"\x08\x00"
+_ETH_P_IPV6 = b"\x86\xdd"
 
 
 class Hop:
@@ -60,12 +70,14 @@ class Hop:
         self.routed = routed
 
 
-def _ip_text(addr: int) -> str:
+def _ip_text(addr: int, version: int = 4) -> str:
+    if version == 6:
+        return socket.inet_ntop(socket.AF_INET6, addr.to_bytes(16, "big"))
     return socket.inet_ntoa(addr.to_bytes(4, "big"))
 
 
 class NextHops:
-    """IPv4 address -> :class:`Hop`, cached.
+    """IPv4 or IPv6 address -> :class:`Hop`, cached.
 
     ``attach(link)`` gives the backend's handle for an output interface (called once per
     interface); without it ``Hop.out`` is the interface's name.
@@ -80,12 +92,13 @@ class NextHops:
         self.errors = 0
         self._log_limit = RateLimit()
 
-    def lookup(self, addr: int, now: float) -> Hop:
-        """The hop for ``addr`` (from the cache while it is fresh)."""
+    def lookup(self, addr: int, now: float, version: int = 0) -> Hop:
+        """The hop for ``addr`` (from the cache while it is fresh); ``version``: see
+        :meth:`resolve`."""
         hop = self.hops.get(addr)
         if hop is not None and hop.expires >= now:
             return hop
-        return self.resolve(addr, now)
+        return self.resolve(addr, now, version)
 
     def dropped(self, hop: Hop) -> None:
         """Count a packet dropped because ``hop`` cannot be used."""
@@ -94,10 +107,14 @@ class NextHops:
         else:
             self.no_route += 1
 
-    def resolve(self, addr: int, now: float) -> Hop:
+    def resolve(self, addr: int, now: float, version: int = 0) -> Hop:
+        """Look ``addr`` up in the kernel's tables (and cache it). ``version`` is the IP version
+        of the packet to send (4 or 6); 0: IPv6 when ``addr`` does not fit 32 bits."""
         old = self.hops.get(addr)
         probed = old.probed if old is not None else 0.0
-        text = _ip_text(addr)
+        if not version:
+            version = 6 if addr > 0xFFFFFFFF else 4
+        text = _ip_text(addr, version)
         try:
             route = netcfg.route_get(text)
             if route.local or not route.oif:
@@ -118,11 +135,12 @@ class NextHops:
         if (mac is None or state & _NUD_STALE) and now - probed > _PROBE_INTERVAL:
             # No entry, or one the kernel no longer vouches for: have the kernel (re)resolve it.
             probed = now
-            netcfg.neigh_probe(route.next_hop)
+            netcfg.neigh_probe(route.next_hop, route.oif)
         if mac is None:
             hop = Hop(None, b"", link.name, now + _UNRESOLVED_TTL, probed, True)
         else:
-            hop = Hop(out, mac + link.mac + _ETH_P_IP, link.name, now + HOP_TTL, probed, True)
+            ethertype = _ETH_P_IPV6 if version == 6 else _ETH_P_IP
+            hop = Hop(out, mac + link.mac + ethertype, link.name, now + HOP_TTL, probed, True)
         self.hops[addr] = hop
         return hop
 
@@ -134,9 +152,9 @@ class NextHops:
             out = self.outs[link.index] = self.attach(link)
         return out
 
-    def prepare(self, addr: int) -> None:
+    def prepare(self, addr: int, version: int = 0) -> None:
         """Resolve an address before its first packet (a real server just added)."""
-        self.resolve(addr, time.monotonic())
+        self.resolve(addr, time.monotonic(), version)
 
     def forget(self) -> None:
         """Empty the cache (routes, addresses or neighbours changed); the next packet resolves

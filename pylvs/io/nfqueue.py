@@ -5,7 +5,8 @@ Rules (all in chains this module owns, so they can be replaced atomically and re
 * ``raw`` table, chain ``PYLVS``, jumped to from the top of ``PREROUTING``: one rule per virtual
   service matching ``-p PROTO -d VIP --dport VPORT`` (port-0 services: any port), and one per NAT
   real server matching its replies ``-p PROTO -s RIP --sport RPORT``; ICMP to a VIP and from a NAT
-  real server as well, for the errors IPVS relays. They all go to ``PYLVS-Q``, which marks the
+  real server as well, for the errors IPVS relays. IPv6 services get the same chains and rules
+  in ``ip6tables`` (ICMPv6: only the four error types). They all go to ``PYLVS-Q``, which marks the
   packet NOTRACK and queues it. The raw table runs before conntrack, and NOTRACK keeps kernel
   conntrack from tracking (and later "fixing") flows that pylvs rewrites (reference/machine.md).
 * ``mangle`` table, chain ``PYLVS-MARK``, appended to ``PREROUTING``: fwmark services, queued by
@@ -13,8 +14,11 @@ Rules (all in chains this module owns, so they can be replaced atomically and re
   rules, which run after the raw table; so fwmark traffic cannot be NOTRACKed and its rules must
   come after the marking rules (pylvs appends its jump).
 
-Every queue rule uses ``--queue-bypass``: when no process listens on the queue (pylvsd is not
-running, or was killed), the kernel accepts the packets instead of dropping them (fail open).
+The queue rules use ``--queue-bypass`` unless the director is one of an HA pair (pylvsd
+``--ha``, or a keepalived.conf with ``vrrp_instance``s; ``--[no-]queue-bypass`` chooses): with
+it, when no process listens on the queue (pylvsd is not running, or was killed), the kernel
+accepts the packets instead of dropping them (fail open); without it they are dropped, so that a
+dead director's kernel does not reset the connections its peer takes over.
 The queue itself is not made fail-open (``NFQA_CFG_F_FAIL_OPEN``): when it is full, or pylvs's
 receive buffer is, the kernel drops the packet rather than handing a NAT packet unrewritten to
 the director's own stack (which would answer with a reset).
@@ -50,7 +54,7 @@ from typing import Any
 from pylvs.core.control import ServiceInfo, ServiceSpec
 from pylvs.core.engine import Engine, Verdict
 from pylvs.core.ratelimit import RateLimit
-from pylvs.core.service import AF_INET, FwdMethod
+from pylvs.core.service import AF_INET, AF_INET6, FwdMethod
 from pylvs.io import iptables
 from pylvs.io.backend import BackendError, BackendStatus
 from pylvs.io.l2 import Transmitter
@@ -100,12 +104,27 @@ def _queue_target(queue_num: int, bypass: bool) -> str:
     return f"-j NFQUEUE --queue-num {queue_num}" + (" --queue-bypass" if bypass else "")
 
 
-def build_ruleset(services: Iterable[ServiceInfo], queue_num: int, bypass: bool) -> str:
-    """The ``iptables-restore --noflush`` input that makes the pylvs chains match ``services``.
+# What the raw-table rules match per family: address suffix, the ICMP protocol and the ICMP
+# messages queued. IPv4 queues all ICMP to a VIP and from a NAT real server (the engine sorts out
+# the errors IPVS relays); IPv6 only the errors ip_vs_in_icmp_v6 relays (destination unreachable,
+# packet too big, time exceeded, parameter problem: RFC 4443 types 1-4), so that neighbour
+# discovery and echo, which are ICMPv6 too, never wait in the queue.
+_ICMP_MATCHES = {
+    AF_INET: ("/32", ["-p icmp"]),
+    AF_INET6: ("/128", [f"-p ipv6-icmp --icmpv6-type {t}" for t in (1, 2, 3, 4)]),
+}
+
+
+def build_ruleset(
+    services: Iterable[ServiceInfo], queue_num: int, bypass: bool, family: int = AF_INET
+) -> str:
+    """The ``iptables-restore --noflush`` input that makes the pylvs chains match ``services``
+    (``family`` 6: the ``ip6tables-restore`` input for the IPv6 services).
 
     Declaring a chain in iptables-restore flushes it, so applying the result replaces the previous
     rules in one transaction.
     """
+    host, icmps = _ICMP_MATCHES[family]
     raw = [
         "*raw",
         f":{CHAIN} - [0:0]",
@@ -123,7 +142,7 @@ def build_ruleset(services: Iterable[ServiceInfo], queue_num: int, bypass: bool)
 
     services = list(services)
     for svc in services:
-        if svc.af != AF_INET:
+        if svc.af != family:
             continue
         if svc.fwmark:
             rule = f"-A {MARK_CHAIN} -m mark --mark {svc.fwmark:#x} "
@@ -133,13 +152,14 @@ def build_ruleset(services: Iterable[ServiceInfo], queue_num: int, bypass: bool)
         if proto is None:
             continue
         port = f" --dport {svc.port}" if svc.port else ""
-        add(raw, f"-A {CHAIN} -d {svc.addr}/32 -p {proto}{port} -j {QUEUE_CHAIN}")
-        add(raw, f"-A {CHAIN} -d {svc.addr}/32 -p icmp -j {QUEUE_CHAIN}")
+        add(raw, f"-A {CHAIN} -d {svc.addr}{host} -p {proto}{port} -j {QUEUE_CHAIN}")
+        for icmp in icmps:
+            add(raw, f"-A {CHAIN} -d {svc.addr}{host} {icmp} -j {QUEUE_CHAIN}")
     for svc in services:
-        if svc.af != AF_INET:
+        if svc.af != family:
             continue
         for dest in svc.dests:
-            if dest.fwd != FwdMethod.MASQ or dest.af != AF_INET:
+            if dest.fwd != FwdMethod.MASQ or dest.af != family:
                 continue
             # Replies of NAT connections come from RIP:rport (rport = vport when 0) and go to a
             # client; what the real server sends to the director itself (the health checks'
@@ -148,28 +168,36 @@ def build_ruleset(services: Iterable[ServiceInfo], queue_num: int, bypass: bool)
             proto = _PROTO_NAMES.get(svc.protocol)
             sport = f" --sport {rport}" if rport else ""
             for name in ("tcp", "udp") if svc.fwmark or proto is None else (proto,):
-                match = f"-s {dest.addr}/32 -p {name}{sport} {iptables.NOT_LOCAL}"
+                match = f"-s {dest.addr}{host} -p {name}{sport} {iptables.NOT_LOCAL}"
                 add(raw, f"-A {CHAIN} {match} -j {QUEUE_CHAIN}")
-            add(raw, f"-A {CHAIN} -s {dest.addr}/32 -p icmp {iptables.NOT_LOCAL} -j {QUEUE_CHAIN}")
+            for icmp in icmps:
+                match = f"-s {dest.addr}{host} {icmp} {iptables.NOT_LOCAL}"
+                add(raw, f"-A {CHAIN} {match} -j {QUEUE_CHAIN}")
     return "\n".join([*raw, "COMMIT", *mangle, "COMMIT", ""])
 
 
 def _install_jumps(ifaces: Sequence[str]) -> None:
-    # Our chains must exist before PREROUTING can jump to them.
-    iptables.restore(build_ruleset([], 0, True))
-    for match in [["-i", name] for name in ifaces] or [[]]:
-        iptables.ensure_jump("raw", match, CHAIN, first=True)
-        # After the administrator's own marking rules (see the module docstring).
-        iptables.ensure_jump("mangle", match, MARK_CHAIN, first=False)
+    # Our chains must exist before PREROUTING can jump to them; in iptables and ip6tables alike
+    # (an IPv6 service added later needs only its rules).
+    for family in (AF_INET, AF_INET6):
+        iptables.restore(build_ruleset([], 0, True, family), family)
+        for match in [["-i", name] for name in ifaces] or [[]]:
+            iptables.ensure_jump("raw", match, CHAIN, first=True, family=family)
+            # After the administrator's own marking rules (see the module docstring).
+            iptables.ensure_jump("mangle", match, MARK_CHAIN, first=False, family=family)
 
 
 def remove_rules() -> bool:
-    """Remove every pylvs chain and every jump to it (also leftovers of a killed daemon).
+    """Remove every pylvs chain and every jump to it (also leftovers of a killed daemon), from
+    iptables and ip6tables.
 
     Returns True if anything was removed.
     """
-    removed = iptables.remove_chains("raw", (CHAIN, QUEUE_CHAIN))
-    return iptables.remove_chains("mangle", (MARK_CHAIN,)) or removed
+    removed = False
+    for family in (AF_INET, AF_INET6):
+        removed = iptables.remove_chains("raw", (CHAIN, QUEUE_CHAIN), family) or removed
+        removed = iptables.remove_chains("mangle", (MARK_CHAIN,), family) or removed
+    return removed
 
 
 # Verdicts as module constants: an enum member lookup per packet costs about 0.1 us.
@@ -441,7 +469,9 @@ class NfqueueBackend:
     def set_services(self, services: Sequence[ServiceInfo]) -> None:
         """Make the queue rules match the configured services and NAT real servers."""
         try:
-            iptables.restore(build_ruleset(services, self.queue_num, self.bypass))
+            for family in (AF_INET, AF_INET6):
+                rules = build_ruleset(services, self.queue_num, self.bypass, family)
+                iptables.restore(rules, family)
         except iptables.IptablesError as exc:
             raise BackendError(str(exc)) from None
         if self.plane is not None:

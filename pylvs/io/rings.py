@@ -79,6 +79,7 @@ __all__ = [
     "attach_filter",
     "bpf",
     "client_hash_program",
+    "client_hash_program6",
     "host_filter",
     "join_fanout",
     "parse_vnet",
@@ -109,6 +110,8 @@ PACKET_FANOUT_CBPF = 6
 PACKET_FANOUT_FLAG_IGNORE_OUTGOING = 0x4000
 
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
+ETH_P_ALL = 0x0003
 
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
@@ -217,7 +220,9 @@ class RxRing:
         self.skipped = 0  # blocks stepped over to catch up with the kernel (see ready())
 
     def bind(self, ifname: str) -> None:
-        self.sock.bind((ifname, ETH_P_IP))
+        # Every EtherType (ETH_P_ALL): IPv4 and IPv6 alike; the socket filter (host_filter)
+        # keeps what the data plane serves and rejects the rest in the kernel.
+        self.sock.bind((ifname, ETH_P_ALL))
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -312,7 +317,9 @@ class RxRingV2:
         self.skipped = 0  # frames stepped over to catch up with the kernel (see ready())
 
     def bind(self, ifname: str) -> None:
-        self.sock.bind((ifname, ETH_P_IP))
+        # Every EtherType (ETH_P_ALL): IPv4 and IPv6 alike; the socket filter (host_filter)
+        # keeps what the data plane serves and rejects the rest in the kernel.
+        self.sock.bind((ifname, ETH_P_ALL))
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -569,6 +576,8 @@ Bpf = tuple[int, int, int, int]  # (code, jt, jf, k), struct sock_filter
 # Opcodes (include/uapi/linux/filter.h)
 BPF_LD_W_ABS = 0x20
 BPF_LD_H_ABS = 0x28
+BPF_LD_B_ABS = 0x30
+BPF_JA = 0x05
 BPF_LD_H_IND = 0x48
 BPF_LDX_B_MSH = 0xB1
 BPF_JEQ_K = 0x15
@@ -639,27 +648,120 @@ def _patch(program: list[Bpf], patches: list[tuple[int, str]], labels: dict[str,
         program[index] = (code, distance, jf, k)
 
 
-def host_filter(daddrs: Iterable[int] | None, saddrs: Iterable[int] = ()) -> list[Bpf]:
+def host_filter(
+    daddrs: Iterable[int] | None,
+    saddrs: Iterable[int] = (),
+    daddrs6: Iterable[int] | None = (),
+    saddrs6: Iterable[int] = (),
+) -> list[Bpf]:
     """Socket filter (offsets from the Ethernet header): IPv4 frames addressed to this host
     (PACKET_HOST) whose destination is in ``daddrs`` or whose source is in ``saddrs``; with
-    ``daddrs`` None, every such frame."""
+    ``daddrs`` None, every such frame. IPv6 frames likewise with ``daddrs6`` / ``saddrs6``
+    (128-bit addresses; ``daddrs6`` None: every IPv6 frame to this host). Without IPv6 addresses
+    the program is the IPv4 one alone, so IPv4 frames take the same instructions either way."""
+    daddrs6 = None if daddrs6 is None else list(daddrs6)
+    saddrs6 = list(saddrs6)
+    ipv6 = daddrs6 is None or bool(daddrs6) or bool(saddrs6)
     program: list[Bpf] = [
         bpf(BPF_LD_W_ABS, k=SKF_AD_PKTTYPE),
         bpf(BPF_JEQ_K, 1, 0, 0),  # PACKET_HOST; broadcasts and frames for other MACs are not ours
         bpf(BPF_RET_K, k=0),
         bpf(BPF_LD_H_ABS, k=12),
-        bpf(BPF_JEQ_K, 1, 0, ETH_P_IP),
-        bpf(BPF_RET_K, k=0),
     ]
-    if daddrs is None:
-        return [*program, bpf(BPF_RET_K, k=0xFFFFFFFF)]
-    patches = _jump_table(bpf(BPF_LD_W_ABS, k=30), daddrs, program, "accept")
-    patches += _jump_table(bpf(BPF_LD_W_ABS, k=26), saddrs, program, "accept")
+    v6_jump = -1
+    if ipv6:
+        program.append(bpf(BPF_JEQ_K, 2, 0, ETH_P_IP))
+        v6_jump = len(program)
+        program.append(bpf(BPF_JEQ_K, 0, 0, ETH_P_IPV6))  # jt patched: to the IPv6 part
+    else:
+        program.append(bpf(BPF_JEQ_K, 1, 0, ETH_P_IP))
     program.append(bpf(BPF_RET_K, k=0))
-    labels = {"accept": len(program)}
-    program.append(bpf(BPF_RET_K, k=0xFFFFFFFF))
-    _patch(program, patches, labels)
+    if daddrs is None:
+        program.append(bpf(BPF_RET_K, k=0xFFFFFFFF))
+    else:
+        patches = _jump_table(bpf(BPF_LD_W_ABS, k=30), daddrs, program, "accept")
+        patches += _jump_table(bpf(BPF_LD_W_ABS, k=26), saddrs, program, "accept")
+        program.append(bpf(BPF_RET_K, k=0))
+        labels = {"accept": len(program)}
+        program.append(bpf(BPF_RET_K, k=0xFFFFFFFF))
+        _patch(program, patches, labels)
+    if not ipv6:
+        return program
+    code, _jt, jf, k = program[v6_jump]
+    program[v6_jump] = (code, len(program) - v6_jump - 1, jf, k)
+    if daddrs6 is None:
+        program.append(bpf(BPF_RET_K, k=0xFFFFFFFF))
+        return program
+    # The IPv6 header starts at 14: source address at 22, destination at 38.
+    for addr in daddrs6:
+        program += _match128(38, addr, [bpf(BPF_RET_K, k=0xFFFFFFFF)])
+    for addr in saddrs6:
+        program += _match128(22, addr, [bpf(BPF_RET_K, k=0xFFFFFFFF)])
+    program.append(bpf(BPF_RET_K, k=0))
     return program
+
+
+def _match128(offset: int, addr: int, then: list[Bpf]) -> list[Bpf]:
+    """Compare the 128-bit address at ``offset`` with ``addr``, a word at a time, and run
+    ``then`` when it is equal; an unequal word jumps past the block (so every jump is short and
+    the number of addresses is bounded by the program size only, not by 8-bit jump offsets)."""
+    block: list[Bpf] = []
+    words = [(addr >> (96 - 32 * i)) & 0xFFFFFFFF for i in range(4)]
+    for i, word in enumerate(words):
+        block.append(bpf(BPF_LD_W_ABS, k=offset + 4 * i))
+        # jf: past the remaining loads/compares of this block and past ``then``
+        block.append(bpf(BPF_JEQ_K, 0, 2 * (3 - i) + len(then), word))
+    return block + then
+
+
+def _mask128(prefix: int | None) -> list[int]:
+    """The four 32-bit words of an IPv6 netmask of ``prefix`` bits (None: no mask)."""
+    if prefix is None:
+        return [0xFFFFFFFF] * 4
+    mask = ((1 << 128) - 1) ^ ((1 << (128 - prefix)) - 1)
+    return [(mask >> (96 - 32 * i)) & 0xFFFFFFFF for i in range(4)]
+
+
+def _hash128(offset: int, port: int | None, prefix: int | None) -> list[Bpf]:
+    """The IPv6 fanout hash: the four words of the address at ``offset`` (masked to
+    ``prefix``) XOR-folded, XOR the 16-bit port at ``port`` (None: no port), then as IPv4."""
+    masks = _mask128(prefix)
+    program: list[Bpf] = [bpf(BPF_LDX_IMM, k=0)]
+    for i, mask in enumerate(masks):
+        program.append(bpf(BPF_LD_W_ABS, k=offset + 4 * i))
+        if mask != 0xFFFFFFFF:
+            program.append(bpf(BPF_ALU_AND_K, k=mask))
+        program += [bpf(BPF_ALU_XOR_X), bpf(BPF_TAX)]
+    if port is not None:
+        program += [bpf(BPF_LD_H_ABS, k=port), bpf(BPF_ALU_XOR_X)]
+    program += [bpf(BPF_ALU_MUL_K, k=2654435761), bpf(BPF_ALU_RSH_K, k=16), bpf(BPF_RET_A)]
+    return program
+
+
+def client_hash_program6(vaddrs6: Iterable[int], prefix6: int | None, ipv4: list[Bpf]) -> list[Bpf]:
+    """:func:`client_hash_program` for IPv6 as well: IPv6 packets (version 6) hash the client's
+    address and port as IPv4 ones do (the client is the source of a packet to a virtual
+    address, the destination of anything else; ports right after the fixed header); IPv4
+    packets run ``ipv4``, the IPv4 program. ``prefix6``: the widest IPv6 persistence prefix."""
+    head = [
+        bpf(BPF_LD_B_ABS, k=0),
+        bpf(BPF_ALU_AND_K, k=0xF0),
+        bpf(BPF_JEQ_K, 0, 1, 0x60),
+        bpf(BPF_JA, k=len(ipv4)),  # over the IPv4 program (JA's offset is not limited to 8 bits)
+    ]
+    port_in = None if prefix6 is not None else 40
+    port_out = None if prefix6 is not None else 42
+    inbound = _hash128(8, port_in, prefix6)
+    outbound = _hash128(24, port_out, prefix6)
+    program: list[Bpf] = []
+    for addr in vaddrs6:
+        program += _match128(24, addr, [bpf(BPF_JA, k=0)])  # k patched: to the inbound hash
+    jumps = [i for i, insn in enumerate(program) if insn[0] == BPF_JA]
+    program += outbound
+    start = len(program)
+    for i in jumps:
+        program[i] = (BPF_JA, 0, 0, start - i - 1)
+    return head + ipv4 + program + inbound
 
 
 def client_hash_program(vaddrs: Iterable[int], prefix: int | None = None) -> list[Bpf]:

@@ -14,7 +14,9 @@ This is the I/O half of ``ip_vs_sync.c`` (the codec and the decisions are in
 the daemon in the engine (``EEXIST`` for a second one of a state) and opens the socket. It is a
 component of the daemon's loop (:mod:`pylvs.loop`): it watches the backup's socket, and its
 deadline is when the master's buffer must go out (at once when full messages wait, which the
-loop sees right after a batch of packets). Only IPv4 groups are supported. Interface facts come
+loop sees right after a batch of packets). The group may be IPv4 or IPv6 (``--mcast-group
+ff02::...``, kernel 4.3+): an IPv6 socket is set up the same way with the IPv6 options, as
+``make_send_sock``/``make_receive_sock`` do for ``mcast_af == AF_INET6``. Interface facts come
 from :mod:`pylvs.io.netcfg`.
 """
 
@@ -41,6 +43,14 @@ log = logging.getLogger("pylvs.sync")
 # linux/in.h; the socket module does not export IP_MTU_DISCOVER.
 _IP_MTU_DISCOVER = 10
 _IP_PMTUDISC_DONT = 0
+# linux/in6.h: IPV6_MTU_DISCOVER and IPV6_PMTUDISC_DONT (not exported by the socket module);
+# the multicast options as Linux numbers them, for socket modules that lack them.
+_IPV6_MTU_DISCOVER = 23
+_IPV6_PMTUDISC_DONT = 0
+_IPV6_MULTICAST_IF = getattr(socket, "IPV6_MULTICAST_IF", 17)
+_IPV6_MULTICAST_HOPS = getattr(socket, "IPV6_MULTICAST_HOPS", 18)
+_IPV6_MULTICAST_LOOP = getattr(socket, "IPV6_MULTICAST_LOOP", 19)
+_IPV6_JOIN_GROUP = getattr(socket, "IPV6_JOIN_GROUP", 20)
 # asm-generic/socket.h; PyPy's socket module does not export it.
 _SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 # Datagrams waiting for room in the socket's send buffer; beyond this the oldest are dropped
@@ -70,6 +80,47 @@ def _accepts(own: int, theirs: int) -> bool:
     return own == 0 or own == theirs
 
 
+def _is_ipv6(group: str) -> bool:
+    return ":" in group
+
+
+def _ipv6_send_sock(info: DaemonInfo, ifindex: int) -> socket.socket:
+    """make_send_sock for an IPv6 group: multicasts leave by the interface (``mcast_oif``), with
+    ``mcast_ttl`` as hop limit, without loopback, fragmentation allowed; the kernel binds only an
+    IPv4 socket to the interface's address (bind_mcastif_addr), so the source is the route's."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MULTICAST_IF, ifindex)
+        sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MULTICAST_LOOP, 0)
+        sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MULTICAST_HOPS, info.mcast_ttl)
+        sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _IPV6_PMTUDISC_DONT)
+        # The scope id names the interface for a link-local group (ff02::/16).
+        sock.connect((info.mcast_group, info.mcast_port, 0, ifindex))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _ipv6_receive_sock(info: DaemonInfo, ifindex: int) -> socket.socket:
+    """make_receive_sock for an IPv6 group: bound to group:port on the interface, joined there
+    (join_mcast_group6: ``ipv6_sock_mc_join`` with the interface's index)."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, _SO_BINDTODEVICE, info.mcast_ifn.encode())
+        sock.bind((info.mcast_group, info.mcast_port, 0, ifindex))
+        # struct ipv6_mreq: the group and the interface index.
+        mreq = socket.inet_pton(socket.AF_INET6, info.mcast_group) + struct.pack("@I", ifindex)
+        sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_JOIN_GROUP, mreq)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class SyncSender:
     """The master's multicast socket."""
 
@@ -79,6 +130,9 @@ class SyncSender:
         self.dropped = 0
         self._backlog: collections.deque[bytes] = collections.deque(maxlen=_BACKLOG_MAX)
         ifindex = netcfg.link_info(info.mcast_ifn).index
+        if _is_ipv6(info.mcast_group):
+            self.sock = _ipv6_send_sock(info, ifindex)
+            return
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
         try:
             # struct ip_mreqn with only the interface index: multicasts leave by this interface.
@@ -131,6 +185,9 @@ class SyncReceiver:
         self.dropped = 0
         self.applied = 0
         ifindex = netcfg.link_info(info.mcast_ifn).index
+        if _is_ipv6(info.mcast_group):
+            self.sock = _ipv6_receive_sock(info, ifindex)
+            return
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -210,8 +267,6 @@ class SyncManager:
     def start(self, spec: DaemonSpec, quiet: bool = False) -> None:
         op = "start_daemon"
         engine = self.engine
-        if ":" in spec.mcast_group:
-            raise IPVSError(errno.EAFNOSUPPORT, op, "IPv6 sync groups are not supported")
         try:
             mtu = netcfg.link_info(spec.mcast_ifn).mtu
         except (netcfg.NetcfgError, OSError):

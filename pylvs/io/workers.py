@@ -62,7 +62,7 @@ from pylvs.core.control import (
     addr_from_text,
 )
 from pylvs.core.engine import Engine
-from pylvs.core.service import AF_INET
+from pylvs.core.service import AF_INET, AF_INET6
 from pylvs.io.sync import SyncManager, announce, announce_stop, unknown_interface
 
 __all__ = ["EngineGroup", "GroupSync", "WorkerLogs", "WorkerPlane", "merge_services"]
@@ -113,7 +113,7 @@ def _apply(
     row = OPERATION_BY_NAME.get(op)
     if row is not None and row.rules:
         plane.set_services(engine.services())
-        if op in ("add_dest", "edit_dest") and args[1].af == AF_INET:
+        if op in ("add_dest", "edit_dest") and args[1].af in (AF_INET, AF_INET6):
             plane.prepare(addr_from_text(args[1].addr)[1])
     return result
 

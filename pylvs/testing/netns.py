@@ -23,6 +23,7 @@ __all__ = [
     "Lab",
     "LvsTopology",
     "TimeoutExpired",
+    "build_bridged_lan",
     "build_lvs_lab",
     "wait_until",
 ]
@@ -217,3 +218,18 @@ def build_lvs_lab(lab: Lab, n_real: int = 3, nat: bool = False) -> LvsTopology:
         with lab.inside(f"r{i + 1}"):
             netcfg.add_route("default", topo.director_back if nat else topo.router_back)
     return topo
+
+
+def build_bridged_lan(lab: Lab, addrs: dict[str, str]) -> None:
+    """One LAN: a namespace per ``addrs`` key (a short name) whose ``eth0`` holds that address
+    (/24), each on the bridge ``br0`` of the namespace ``sw`` by its port ``p<short>`` (the
+    two-director heartbeat and VRRP labs)."""
+    lab.add_netns("sw")
+    with lab.inside("sw"):
+        netcfg.add_bridge("br0")
+        netcfg.set_link_up("br0")
+    for short, addr in addrs.items():
+        lab.add_netns(short)
+        lab.veth(short, "eth0", "sw", f"p{short}", f"{addr}/24")
+        with lab.inside("sw"):
+            netcfg.set_link_master(f"p{short}", "br0")

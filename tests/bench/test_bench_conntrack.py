@@ -82,6 +82,62 @@ def test_bench_packet_of_known_connection(benchmark: Any, fwd: FwdMethod) -> Non
     assert action.verdict == expected
 
 
+# -- the same over IPv6 ------------------------------------------------------------------------
+
+VADDR6 = 0x20010DB8 << 96 | 0x10
+_IP6 = struct.Struct("!IHBBQQQQ")
+_M64 = (1 << 64) - 1
+
+
+def _syn6(i: int, flags: int = 0x02) -> bytes:
+    """An IPv6 TCP segment from client 2001:db8:1::<i> (port 1024 + i % 16384) to VADDR6:80,
+    with a valid TCP checksum."""
+    caddr, cport = 0x20010DB8_0001_0000 << 64 | (i >> 14) + 1, 1024 + (i & 0x3FFF)
+    tcp = bytearray(_TCP.pack(cport, 80, 1, 1, 0x50, flags, 65535, 0, 0))
+    pseudo = (
+        caddr.to_bytes(16, "big")
+        + VADDR6.to_bytes(16, "big")
+        + (20).to_bytes(4, "big")
+        + b"\0\0\0\6"
+    )
+    tcp[16:18] = checksum(pseudo + bytes(tcp)).to_bytes(2, "big")
+    head = _IP6.pack(6 << 28, 20, 6, 64, caddr >> 64, caddr & _M64, VADDR6 >> 64, VADDR6 & _M64)
+    return head + bytes(tcp)
+
+
+def engine_with_conns_v6(fwd: FwdMethod, count: int) -> tuple[Engine, list[bytes]]:
+    engine = Engine()
+    vs = ServiceSpec(
+        af=6, protocol=IPPROTO_TCP, addr="2001:db8::10", port=80, scheduler="rr", netmask=128
+    )
+    engine.add_service(vs)
+    for i in range(1, 4):
+        rip = f"2001:db8:2::{i}"
+        engine.add_dest(vs, DestSpec(af=6, addr=rip, port=80, fwd=int(fwd)))
+        engine.set_path(6, 0x20010DB8_0002_0000 << 64 | i, 0x20010DB8_0002_0000 << 64 | 0xFE, 1500)
+    for i in range(count):
+        engine.handle(_syn6(i), 0.0)
+    return engine, [_syn6(i, 0x10) for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    "fwd", [FwdMethod.ROUTE, FwdMethod.MASQ, FwdMethod.TUNNEL], ids=lambda f: f.label
+)
+def test_bench_packet_of_known_connection_v6(benchmark: Any, fwd: FwdMethod) -> None:
+    """engine.handle for an IPv6 ACK of an established connection among 10k: the IPv6 rows
+    beside test_bench_packet_of_known_connection (parse, 128-bit keys, state, rewrite)."""
+    engine, acks = engine_with_conns_v6(fwd, 10_000)
+    packet = acks[4242]
+    action = benchmark(engine.handle, packet, 1.0)
+    expected = {
+        FwdMethod.ROUTE: Verdict.ROUTE,
+        FwdMethod.MASQ: Verdict.REWRITE,
+        FwdMethod.TUNNEL: Verdict.TUNNEL,
+    }[fwd]
+    assert action.verdict == expected
+    assert len(engine.table) == 10_000
+
+
 def test_bench_new_connection(benchmark: Any) -> None:
     """engine.handle for a SYN that creates a connection (scheduling included, rr)."""
     engine, _ = engine_with_conns(FwdMethod.ROUTE, 0)

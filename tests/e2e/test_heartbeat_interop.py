@@ -17,7 +17,7 @@ import pytest
 from hbpeer import HEARTBEAT, RealHeartbeat, authkeys_sha1, available, log_path, typical_ha_cf
 from lvslab import Daemon, start_daemon
 
-from pylvs.testing.netns import Lab, wait_until
+from pylvs.testing.netns import Lab, build_bridged_lan, wait_until
 
 VIP = "10.79.0.100"
 ADDR = {"a": "10.79.0.1", "b": "10.79.0.2", "c": "10.79.0.10"}
@@ -103,16 +103,6 @@ class Cluster:
 HARESOURCES = f"nodea IPaddr2::{VIP}/24/eth0\n"
 
 
-def _lan(lab: Lab) -> None:
-    lab.add_netns("sw")
-    lab.run("sw", ["ip", "link", "add", "br0", "type", "bridge"])
-    lab.run("sw", ["ip", "link", "set", "br0", "up"])
-    for short, addr in ADDR.items():
-        lab.add_netns(short)
-        lab.veth(short, "eth0", "sw", f"p{short}", f"{addr}/24")
-        lab.run("sw", ["ip", "link", "set", f"p{short}", "master", "br0"])
-
-
 @contextmanager
 def cluster(
     tmp_path: Path, real_short: str, authkeys: str | None = None, auto_failback: str = "on"
@@ -122,7 +112,7 @@ def cluster(
         pytest.skip(f"Debian's heartbeat is not installed ({HEARTBEAT}); scripts/setup installs it")
     pylvs_short = "b" if real_short == "a" else "a"
     with Lab() as lab:
-        _lan(lab)
+        build_bridged_lan(lab, ADDR)
         cl = Cluster(lab, tmp_path, real_short, pylvs_short, None)  # type: ignore[arg-type]
         if authkeys is not None:
             cl.authkeys = authkeys

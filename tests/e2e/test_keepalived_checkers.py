@@ -10,23 +10,38 @@ quorum lost brings in the sorry server, the quorum regained takes it out.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nginx as nginx_server
 from lvslab import pylvs_argv, setup_realservers, start_daemon, undo_realservers
 
-from pylvs.testing.netns import Lab, build_lvs_lab, wait_until
+from pylvs.testing.netns import Lab, LvsTopology, build_lvs_lab, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = "health: OK\n"
 DNS_NAME = "www.pylvs.test"
+
+
+@contextlib.contextmanager
+def nat_reals(lab: Lab) -> Iterator[LvsTopology]:
+    """The standard lab with two real servers ``r1``, ``r2`` behind the director by NAT
+    (``lb_kind NAT``: their default route is the director), their setup undone after."""
+    topo = build_lvs_lab(lab, 2, nat=True)
+    shorts = ["r1", "r2"]
+    try:
+        setup_realservers(lab, topo, "nat", shorts)
+        yield topo
+    finally:
+        undo_realservers(lab, shorts)
 
 
 def _nginx_servers(rip: str) -> str:
@@ -114,97 +129,89 @@ virtual_server {vip} 53 {{
 
 
 def test_checkers_drive_the_table(tmp_path: Path) -> None:
-    with Lab() as lab:
-        topo = build_lvs_lab(lab, 2, nat=True)
+    with Lab() as lab, nat_reals(lab) as topo:
         r1, r2 = topo.reals
-        shorts = ["r1", "r2"]
-        try:
-            setup_realservers(lab, topo, "nat", shorts)
-            web = {
-                s: nginx_server.start(lab, s, tmp_path / f"nginx-{s}", _nginx_servers(rip))
-                for s, rip in zip(shorts, topo.reals, strict=True)
+        web = {
+            s: nginx_server.start(lab, s, tmp_path / f"nginx-{s}", _nginx_servers(rip))
+            for s, rip in zip(["r1", "r2"], topo.reals, strict=True)
+        }
+        dnsmasq = _dnsmasq(lab, "r1", r1, tmp_path / "dnsmasq.log")
+        flag = tmp_path / "r2-down"
+        config = tmp_path / "keepalived.conf"
+        digest = hashlib.md5(PAGE.encode()).hexdigest()
+        config.write_text(_conf(topo.vip, r1, r2, flag, digest))
+        daemon = start_daemon(lab, tmp_path / "pylvsd.log", "nfqueue", "--config", str(config))
+
+        def table() -> dict[tuple[int, str, int], int]:
+            """(vport, real, rport) -> weight, from the control API."""
+            return {
+                (s.port, d.addr, d.port): d.weight for s in daemon.ctl.services() for d in s.dests
             }
-            dnsmasq = _dnsmasq(lab, "r1", r1, tmp_path / "dnsmasq.log")
-            flag = tmp_path / "r2-down"
-            config = tmp_path / "keepalived.conf"
-            digest = hashlib.md5(PAGE.encode()).hexdigest()
-            config.write_text(_conf(topo.vip, r1, r2, flag, digest))
-            daemon = start_daemon(lab, tmp_path / "pylvsd.log", "nfqueue", "--config", str(config))
 
-            def table() -> dict[tuple[int, str, int], int]:
-                """(vport, real, rport) -> weight, from the control API."""
-                return {
-                    (s.port, d.addr, d.port): d.weight
-                    for s in daemon.ctl.services()
-                    for d in s.dests
-                }
+        def wait(want: dict[tuple[int, str, int], int], what: str) -> None:
+            wait_until(lambda: table() == want, timeout=20, what=f"{what}: {table()}")
 
-            def wait(want: dict[tuple[int, str, int], int], what: str) -> None:
-                wait_until(lambda: table() == want, timeout=20, what=f"{what}: {table()}")
+        all_up = {(80, r1, 80): 1, (80, r2, 80): 1, (53, r1, 53): 1, (53, r2, 53): 1}
+        wait(all_up, "every real server up")
+        # genhash (keepalived's own tool) agrees with the digest the check compares.
+        out = lab.run("d", ["genhash", "-s", r1, "-p", "80", "-u", "/ok.html"], text=True)
+        assert out.stdout.split()[-1] == digest
+        # pylvsadm -L -n shows the same table.
+        argv = pylvs_argv("pylvs.cli.pylvsadm", "-L", "-n")
+        listing = lab.run("d", argv, cwd=REPO, text=True).stdout
+        assert f"TCP  {topo.vip}:80 rr" in listing
+        assert f"UDP  {topo.vip}:53 rr" in listing
+        assert f"  -> {r1}:80" in listing and f"  -> {r2}:53" in listing
+        rows = daemon.ctl.request("health")
+        assert {row["check"] for row in rows} == {
+            "HTTP_GET", "TCP_CHECK", "DNS_CHECK", "UDP_CHECK", "MISC_CHECK", "PING_CHECK",
+        }  # fmt: skip
+        # pylvs health lists them in the same table as ldirectord's checks.
+        shown = lab.run("d", pylvs_argv("pylvs.cli.pylvs", "health"), cwd=REPO, text=True)
+        assert "HTTP_GET" in shown.stdout and f"[{r2}]:udp:53" in shown.stdout
 
-            all_up = {(80, r1, 80): 1, (80, r2, 80): 1, (53, r1, 53): 1, (53, r2, 53): 1}
-            wait(all_up, "every real server up")
-            # genhash (keepalived's own tool) agrees with the digest the check compares.
-            out = lab.run("d", ["genhash", "-s", r1, "-p", "80", "-u", "/ok.html"], text=True)
-            assert out.stdout.split()[-1] == digest
-            # pylvsadm -L -n shows the same table.
-            argv = pylvs_argv("pylvs.cli.pylvsadm", "-L", "-n")
-            listing = lab.run("d", argv, cwd=REPO, text=True).stdout
-            assert f"TCP  {topo.vip}:80 rr" in listing
-            assert f"UDP  {topo.vip}:53 rr" in listing
-            assert f"  -> {r1}:80" in listing and f"  -> {r2}:53" in listing
-            rows = daemon.ctl.request("health")
-            assert {row["check"] for row in rows} == {
-                "HTTP_GET", "TCP_CHECK", "DNS_CHECK", "UDP_CHECK", "MISC_CHECK", "PING_CHECK",
-            }  # fmt: skip
-            # pylvs health lists them in the same table as ldirectord's checks.
-            shown = lab.run("d", pylvs_argv("pylvs.cli.pylvs", "health"), cwd=REPO, text=True)
-            assert "HTTP_GET" in shown.stdout and f"[{r2}]:udp:53" in shown.stdout
+        # nginx on r1 stops: HTTP_GET fails, r1 goes; 1 < quorum 2: the sorry server comes
+        # in and the alive r2 leaves the pool (perform_quorum_state).
+        lab.stop(web["r1"])
+        wait(
+            {(80, r2, 8080): 1, (53, r1, 53): 1, (53, r2, 53): 1},
+            "quorum lost, sorry server",
+        )
+        web["r1"] = nginx_server.start(lab, "r1", tmp_path / "nginx-r1", _nginx_servers(r1))
+        wait(all_up, "quorum regained")
 
-            # nginx on r1 stops: HTTP_GET fails, r1 goes; 1 < quorum 2: the sorry server comes
-            # in and the alive r2 leaves the pool (perform_quorum_state).
-            lab.stop(web["r1"])
-            wait(
-                {(80, r2, 8080): 1, (53, r1, 53): 1, (53, r2, 53): 1},
-                "quorum lost, sorry server",
+        # dnsmasq stops: DNS_CHECK fails (and UDP_CHECK gets ICMP port unreachable).
+        lab.stop(dnsmasq)
+        wait({k: v for k, v in all_up.items() if k != (53, r1, 53)}, "DNS server gone")
+        dnsmasq = _dnsmasq(lab, "r1", r1, tmp_path / "dnsmasq.log")
+        wait(all_up, "DNS server back")
+
+        # MISC_CHECK fails: r2 stays with weight 0 (inhibit_on_failure).
+        flag.write_text("down\n")
+        wait({**all_up, (53, r2, 53): 0}, "misc check failed, inhibited")
+        flag.unlink()
+        wait(all_up, "misc check passes again")
+
+        # SIGHUP with a changed weight keeps every real alive and edits the weight.
+        config.write_text(
+            _conf(topo.vip, r1, r2, flag, digest).replace(
+                f"real_server {r2} 80 {{\n        weight 1",
+                f"real_server {r2} 80 {{\n        weight 3",
             )
-            web["r1"] = nginx_server.start(lab, "r1", tmp_path / "nginx-r1", _nginx_servers(r1))
-            wait(all_up, "quorum regained")
-
-            # dnsmasq stops: DNS_CHECK fails (and UDP_CHECK gets ICMP port unreachable).
-            lab.stop(dnsmasq)
-            wait({k: v for k, v in all_up.items() if k != (53, r1, 53)}, "DNS server gone")
-            dnsmasq = _dnsmasq(lab, "r1", r1, tmp_path / "dnsmasq.log")
-            wait(all_up, "DNS server back")
-
-            # MISC_CHECK fails: r2 stays with weight 0 (inhibit_on_failure).
-            flag.write_text("down\n")
-            wait({**all_up, (53, r2, 53): 0}, "misc check failed, inhibited")
-            flag.unlink()
-            wait(all_up, "misc check passes again")
-
-            # SIGHUP with a changed weight keeps every real alive and edits the weight.
-            config.write_text(
-                _conf(topo.vip, r1, r2, flag, digest).replace(
-                    f"real_server {r2} 80 {{\n        weight 1",
-                    f"real_server {r2} 80 {{\n        weight 3",
-                )
-            )
-            os.kill(daemon.proc.pid, signal.SIGHUP)
-            wait({**all_up, (80, r2, 80): 3}, "reloaded weight")
-            log = daemon.output()
-            for line in (
-                f"Removing service [{r1}]:tcp:80 from VS [{topo.vip}]:tcp:80",
-                f"Lost quorum 2-0=2 > 1 for VS [{topo.vip}]:tcp:80",
-                f"Adding sorry server [{r2}]:tcp:8080 to VS [{topo.vip}]:tcp:80",
-                f"Gained quorum 2+0=2 <= 2 for VS [{topo.vip}]:tcp:80",
-                f"Removing sorry server [{r2}]:tcp:8080 from VS [{topo.vip}]:tcp:80",
-                f"Disabling service [{r2}]:udp:53 of VS [{topo.vip}]:udp:53",
-                f"Changing weight from 1 to 3 for active service [{r2}]:tcp:80",
-            ):
-                assert line in log, line
-        finally:
-            undo_realservers(lab, shorts)
+        )
+        os.kill(daemon.proc.pid, signal.SIGHUP)
+        wait({**all_up, (80, r2, 80): 3}, "reloaded weight")
+        log = daemon.output()
+        for line in (
+            f"Removing service [{r1}]:tcp:80 from VS [{topo.vip}]:tcp:80",
+            f"Lost quorum 2-0=2 > 1 for VS [{topo.vip}]:tcp:80",
+            f"Adding sorry server [{r2}]:tcp:8080 to VS [{topo.vip}]:tcp:80",
+            f"Gained quorum 2+0=2 <= 2 for VS [{topo.vip}]:tcp:80",
+            f"Removing sorry server [{r2}]:tcp:8080 from VS [{topo.vip}]:tcp:80",
+            f"Disabling service [{r2}]:udp:53 of VS [{topo.vip}]:udp:53",
+            f"Changing weight from 1 to 3 for active service [{r2}]:tcp:80",
+        ):
+            assert line in log, line
 
 
 def _ssl_servers(rip: str, d: Path) -> str:

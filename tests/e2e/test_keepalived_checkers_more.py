@@ -13,10 +13,10 @@ import struct
 from pathlib import Path
 
 import nginx as nginx_server
-from lvslab import pylvs_argv, setup_realservers, start_daemon, undo_realservers
-from test_keepalived_checkers import DNS_NAME, _dnsmasq, _nginx_servers
+from lvslab import pylvs_argv, start_daemon
+from test_keepalived_checkers import DNS_NAME, _dnsmasq, _nginx_servers, nat_reals
 
-from pylvs.testing.netns import Lab, build_lvs_lab, wait_until
+from pylvs.testing.netns import Lab, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CHECK = "      connect_timeout 1\n      retry 0\n      warmup 0\n      delay_loop 1\n"
@@ -52,39 +52,33 @@ def _udp_conf(vip: str, r1: str, r2: str) -> str:
 
 
 def test_udp_check_require_reply(tmp_path: Path) -> None:
-    with Lab() as lab:
-        topo = build_lvs_lab(lab, 2, nat=True)
+    with Lab() as lab, nat_reals(lab) as topo:
         r1, r2 = topo.reals
-        shorts = ["r1", "r2"]
-        try:
-            setup_realservers(lab, topo, "nat", shorts)
-            dns1 = _dnsmasq(lab, "r1", r1, tmp_path / "dnsmasq-r1.log")
-            _dnsmasq(lab, "r2", r2, tmp_path / "dnsmasq-r2.log")
-            config = tmp_path / "keepalived.conf"
-            config.write_text(_udp_conf(topo.vip, r1, r2))
-            daemon = start_daemon(lab, tmp_path / "pylvsd.log", "nfqueue", "--config", str(config))
+        dns1 = _dnsmasq(lab, "r1", r1, tmp_path / "dnsmasq-r1.log")
+        _dnsmasq(lab, "r2", r2, tmp_path / "dnsmasq-r2.log")
+        config = tmp_path / "keepalived.conf"
+        config.write_text(_udp_conf(topo.vip, r1, r2))
+        daemon = start_daemon(lab, tmp_path / "pylvsd.log", "nfqueue", "--config", str(config))
 
-            def reals() -> list[str]:
-                return sorted(d.addr for s in daemon.ctl.services() for d in s.dests)
+        def reals() -> list[str]:
+            return sorted(d.addr for s in daemon.ctl.services() for d in s.dests)
 
-            # r1 answers with the query's id (the reply starts with 1234): up; r2's answer
-            # does not start with 9999: down from its first check.
-            wait_until(lambda: reals() == [r1], timeout=20, what=f"r1 only: {reals()}")
-            lab.stop(dns1)  # no answer any more (ICMP port unreachable): r1 goes
-            wait_until(lambda: reals() == [], timeout=20, what=f"no real: {reals()}")
-            _dnsmasq(lab, "r1", r1, tmp_path / "dnsmasq-r1.log")
-            wait_until(lambda: reals() == [r1], timeout=20, what=f"r1 back: {reals()}")
-            log = daemon.output()
-            for line in (
-                f"UDP check to [{r2}]:udp:53 reply data mismatch.",
-                f"UDP_CHECK on service [{r2}]:udp:53 failed.",
-                f"UDP_CHECK on service [{r1}]:udp:53 failed.",
-                f"Removing service [{r1}]:udp:53 from VS [{topo.vip}]:udp:53",
-                f"UDP connection to [{r1}]:udp:53 success.",
-            ):
-                assert line in log, line
-        finally:
-            undo_realservers(lab, shorts)
+        # r1 answers with the query's id (the reply starts with 1234): up; r2's answer
+        # does not start with 9999: down from its first check.
+        wait_until(lambda: reals() == [r1], timeout=20, what=f"r1 only: {reals()}")
+        lab.stop(dns1)  # no answer any more (ICMP port unreachable): r1 goes
+        wait_until(lambda: reals() == [], timeout=20, what=f"no real: {reals()}")
+        _dnsmasq(lab, "r1", r1, tmp_path / "dnsmasq-r1.log")
+        wait_until(lambda: reals() == [r1], timeout=20, what=f"r1 back: {reals()}")
+        log = daemon.output()
+        for line in (
+            f"UDP check to [{r2}]:udp:53 reply data mismatch.",
+            f"UDP_CHECK on service [{r2}]:udp:53 failed.",
+            f"UDP_CHECK on service [{r1}]:udp:53 failed.",
+            f"Removing service [{r1}]:udp:53 from VS [{topo.vip}]:udp:53",
+            f"UDP connection to [{r1}]:udp:53 success.",
+        ):
+            assert line in log, line
 
 
 def _conf(vip: str, r1: str, r2: str, d: Path) -> str:
@@ -151,66 +145,60 @@ def _weight(listing: str, header: str, real: str, port: int) -> int | None:
 
 
 def test_fwmark_misc_dynamic_and_file_check(tmp_path: Path) -> None:
-    with Lab() as lab:
-        topo = build_lvs_lab(lab, 2, nat=True)
+    with Lab() as lab, nat_reals(lab) as topo:
         r1, r2 = topo.reals
-        shorts = ["r1", "r2"]
-        try:
-            setup_realservers(lab, topo, "nat", shorts)
-            web1 = nginx_server.start(lab, "r1", tmp_path / "nginx-r1", _nginx_servers(r1))
-            state = tmp_path / "state"
-            state.mkdir()
-            (state / "dynamic").write_text("12\n")  # exit 12: up with weight 10
-            config = tmp_path / "keepalived.conf"
-            config.write_text(_conf(topo.vip, r1, r2, state))
-            daemon = start_daemon(lab, tmp_path / "pylvsd.log", "nfqueue", "--config", str(config))
-            vs80 = f"TCP  {topo.vip}:80 rr"
+        web1 = nginx_server.start(lab, "r1", tmp_path / "nginx-r1", _nginx_servers(r1))
+        state = tmp_path / "state"
+        state.mkdir()
+        (state / "dynamic").write_text("12\n")  # exit 12: up with weight 10
+        config = tmp_path / "keepalived.conf"
+        config.write_text(_conf(topo.vip, r1, r2, state))
+        daemon = start_daemon(lab, tmp_path / "pylvsd.log", "nfqueue", "--config", str(config))
+        vs80 = f"TCP  {topo.vip}:80 rr"
 
-            def listing() -> str:
-                argv = pylvs_argv("pylvs.cli.pylvsadm", "-L", "-n")
-                return str(lab.run("d", argv, cwd=REPO, text=True).stdout)
+        def listing() -> str:
+            argv = pylvs_argv("pylvs.cli.pylvsadm", "-L", "-n")
+            return str(lab.run("d", argv, cwd=REPO, text=True).stdout)
 
-            def weights() -> tuple[int | None, ...]:
-                text = listing()
-                return (
-                    # keepalived clears the port of a fwmark service's real servers.
-                    _weight(text, "FWM  1 rr", r1, 0),
-                    _weight(text, "FWM  1 rr", r2, 0),
-                    _weight(text, vs80, r1, 80),
-                    _weight(text, vs80, r2, 80),
-                )
+        def weights() -> tuple[int | None, ...]:
+            text = listing()
+            return (
+                # keepalived clears the port of a fwmark service's real servers.
+                _weight(text, "FWM  1 rr", r1, 0),
+                _weight(text, "FWM  1 rr", r2, 0),
+                _weight(text, vs80, r1, 80),
+                _weight(text, vs80, r2, 80),
+            )
 
-            def wait(want: tuple[int | None, ...], what: str) -> None:
-                wait_until(lambda: weights() == want, timeout=20, what=f"{what}: {weights()}")
+        def wait(want: tuple[int | None, ...], what: str) -> None:
+            wait_until(lambda: weights() == want, timeout=20, what=f"{what}: {weights()}")
 
-            assert (state / "weighted").read_text() == "0\n"  # init_file
-            wait((1, 10, 5, 1), "misc_dynamic weight 10")
-            (state / "dynamic").write_text("5\n")
-            wait((1, 3, 5, 1), "misc_dynamic weight 3")
-            (state / "dynamic").write_text("1\n")  # exit 1: down
-            wait((1, None, 5, 1), "misc check failed")
-            (state / "dynamic").write_text("2\n")  # exit 2: up with weight 0
-            wait((1, 0, 5, 1), "misc_dynamic weight 0")
-            lab.stop(web1)  # TCP_CHECK of the fwmark service fails
-            wait((None, 0, 5, 1), "fwmark real gone")
-            nginx_server.start(lab, "r1", tmp_path / "nginx-r1", _nginx_servers(r1))
-            wait((1, 0, 5, 1), "fwmark real back")
-            # FILE_CHECK: the value times the weight (2) is added; a change is seen at once.
-            (state / "weighted").write_text("3\n")
-            wait((1, 0, 11, 1), "track file weight")
-            (state / "gate").write_text("1\n")  # weight 0: non-zero is down
-            wait((1, 0, 11, None), "track file gate closed")
-            (state / "gate").unlink()  # deleted: 0
-            wait((1, 0, 11, 1), "track file gate open")
-            rows = daemon.ctl.request("health")
-            assert {row["check"] for row in rows} == {"TCP_CHECK", "MISC_CHECK", "FILE_CHECK"}
-            log = daemon.output()
-            for line in (
-                f"Changing weight from 10 to 3 for active service [{r2}]:none:0 of VS FWM 1",
-                f"Removing service [{r2}]:tcp:80 from VS [{topo.vip}]:tcp:80",
-                f"Changing weight from 5 to 11 for active service [{r1}]:tcp:80",
-            ):
-                assert line in log, line
-            assert "FILE_CHECK is not supported" not in log
-        finally:
-            undo_realservers(lab, shorts)
+        assert (state / "weighted").read_text() == "0\n"  # init_file
+        wait((1, 10, 5, 1), "misc_dynamic weight 10")
+        (state / "dynamic").write_text("5\n")
+        wait((1, 3, 5, 1), "misc_dynamic weight 3")
+        (state / "dynamic").write_text("1\n")  # exit 1: down
+        wait((1, None, 5, 1), "misc check failed")
+        (state / "dynamic").write_text("2\n")  # exit 2: up with weight 0
+        wait((1, 0, 5, 1), "misc_dynamic weight 0")
+        lab.stop(web1)  # TCP_CHECK of the fwmark service fails
+        wait((None, 0, 5, 1), "fwmark real gone")
+        nginx_server.start(lab, "r1", tmp_path / "nginx-r1", _nginx_servers(r1))
+        wait((1, 0, 5, 1), "fwmark real back")
+        # FILE_CHECK: the value times the weight (2) is added; a change is seen at once.
+        (state / "weighted").write_text("3\n")
+        wait((1, 0, 11, 1), "track file weight")
+        (state / "gate").write_text("1\n")  # weight 0: non-zero is down
+        wait((1, 0, 11, None), "track file gate closed")
+        (state / "gate").unlink()  # deleted: 0
+        wait((1, 0, 11, 1), "track file gate open")
+        rows = daemon.ctl.request("health")
+        assert {row["check"] for row in rows} == {"TCP_CHECK", "MISC_CHECK", "FILE_CHECK"}
+        log = daemon.output()
+        for line in (
+            f"Changing weight from 10 to 3 for active service [{r2}]:none:0 of VS FWM 1",
+            f"Removing service [{r2}]:tcp:80 from VS [{topo.vip}]:tcp:80",
+            f"Changing weight from 5 to 11 for active service [{r1}]:tcp:80",
+        ):
+            assert line in log, line
+        assert "FILE_CHECK is not supported" not in log

@@ -6,11 +6,10 @@ partition (director1's cables pulled) and its healing; `pylvs lab down` leaves n
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
+from labfarm import gone, lab_cli, scenario_up, synced
 
 from pylvs.ctl import ControlClient
 from pylvs.io import netcfg
@@ -26,44 +25,16 @@ SIZE = 8 << 20
 RATE = 2 << 20
 
 
-def lab(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "pylvs.cli.pylvs", "lab", "--prefix", PREFIX, *args]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=90, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"pylvs lab {' '.join(args)} -> {proc.returncode}\n{proc.stdout}{proc.stderr}"
-        )
-    return proc
-
-
 @pytest.fixture
 def farm() -> Iterator[None]:
-    runner.down(PREFIX)
-    try:
-        runner.up("farm", PREFIX)
+    with scenario_up("farm", PREFIX):
         yield
-    finally:
-        runner.down(PREFIX)
-    assert runner.lab_namespaces(PREFIX) == []
-
-
-def gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def ha_status(node: str) -> dict[str, object]:
     with netcfg.in_netns(PREFIX + node), ControlClient(timeout=5) as ctl:
         result: dict[str, object] = ctl.request("ha-status")
         return result
-
-
-def synced(node: str, cport: int) -> bool:
-    with netcfg.in_netns(PREFIX + node), ControlClient(timeout=5) as ctl:
-        return any(c.cport == cport and c.daddr for c in ctl.conns())
 
 
 def test_director_failover_keeps_a_download_going(farm: None) -> None:
@@ -78,7 +49,7 @@ def test_director_failover_keeps_a_download_going(farm: None) -> None:
     # A long download through the VIP; its connection reaches director2 by the sync daemons.
     download = client.start_download(PREFIX + "client1", VIP, 80, SIZE, RATE)
     assert download.cport and not download.error
-    wait_until(lambda: synced("director2", download.cport), timeout=10, what="synchronised")
+    wait_until(lambda: synced(PREFIX, "director2", download.cport), timeout=10, what="synchronised")
     assert not download.done.is_set()
 
     result = runner.fail(PREFIX, "director1", "kill")
@@ -89,7 +60,7 @@ def test_director_failover_keeps_a_download_going(farm: None) -> None:
     assert result.takeover_s < 5.0, result
     # kill -9 leaves the VIP on the killed director, as a crashed heartbeat does.
     assert result.holders == ["director1", "director2"]
-    status = lab("status").stdout
+    status = lab_cli(PREFIX, "status")
     assert "FAILED: pylvsd killed (kill -9)" in status and "pylvsd-killed pid" in status
 
     assert download.wait(30), "the download did not finish"
@@ -98,7 +69,7 @@ def test_director_failover_keeps_a_download_going(farm: None) -> None:
     st = ha_status("director2")
     nodes = st["nodes"]
     assert isinstance(nodes, dict) and nodes["director1"]["status"] == "dead"
-    daemons = lab("exec", "director2", "--", "pylvsadm", "-L", "--daemon").stdout
+    daemons = lab_cli(PREFIX, "exec", "director2", "--", "pylvsadm", "-L", "--daemon")
     assert daemons.startswith("master sync daemon (mcast=eth0, syncid=1"), daemons
 
     # heal: the stale VIP removed, pylvsd started again; auto_failback gives director1 the VIP.
@@ -106,22 +77,22 @@ def test_director_failover_keeps_a_download_going(farm: None) -> None:
     assert isinstance(healed, runner.HealResult)
     assert healed.holder == "director1" and healed.removed == [f"{VIP}/24 from eth0"]
     assert runner.vip_holders(PREFIX, scenario) == ["director1"]
-    body = lab("exec", "client1", "--", "curl", "-s", "-m", "5", f"http://{VIP}/").stdout
+    body = lab_cli(PREFIX, "exec", "client1", "--", "curl", "-s", "-m", "5", f"http://{VIP}/")
     assert body.strip().startswith("rs")
 
     # A partition: director1's cables pulled; both hold the VIP until the cables are back.
-    out = lab("fail", "director1", "--how", "link").stdout
+    out = lab_cli(PREFIX, "fail", "director1", "--how", "link")
     assert "cables pulled (switch ports director1-eth0, director1-eth1 down)" in out, out
     assert "director2 took the VIP 192.0.2.100 over" in out and "split brain" in out, out
     assert runner.vip_holders(PREFIX, scenario) == ["director1", "director2"]
     before = {v.node: v.generation for v in runner.cluster_view(PREFIX, scenario)}
-    out = lab("heal", "director1").stdout
+    out = lab_cli(PREFIX, "heal", "director1")
     assert "both sides restarted heartbeat" in out and "VIP on director1" in out, out
     assert runner.vip_holders(PREFIX, scenario) == ["director1"]
     after = {v.node: v.generation for v in runner.cluster_view(PREFIX, scenario)}
     assert all(after[n] > before[n] for n in before), (before, after)
 
-    assert "namespaces removed" in lab("down").stdout
+    assert "namespaces removed" in lab_cli(PREFIX, "down")
     assert runner.lab_namespaces(PREFIX) == []
     assert runner.lab_pids(PREFIX) == {}
     assert not lab_run_dir(PREFIX).exists()

@@ -9,17 +9,14 @@ down` leaves nothing. The failover times are printed (run with -s), not asserted
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from labfarm import gone, lab_cli, mac_of, router_entry, scenario_up, synced
 
-from pylvs.ctl import ControlClient
-from pylvs.io import netcfg
 from pylvs.lab import client, runner
 from pylvs.lab.servers import data_sha256
 from pylvs.lab.state import lab_run_dir, load_state
@@ -30,54 +27,12 @@ PREFIX = f"lvs-k{os.getpid() % 100000}-"
 VIP = "192.0.2.100"
 SIZE = 16 << 20
 RATE = 2 << 20
-ROUTER_IF = "eth1"  # the router's interface on inside, the VIP's LAN
-
-
-def lab(*args: str) -> str:
-    argv = [sys.executable, "-m", "pylvs.cli.pylvs", "lab", "--prefix", PREFIX, *args]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=90, check=False)
-    if proc.returncode != 0:
-        raise AssertionError(
-            f"pylvs lab {' '.join(args)} -> {proc.returncode}\n{proc.stdout}{proc.stderr}"
-        )
-    return proc.stdout
 
 
 @pytest.fixture
 def farmka() -> Iterator[None]:
-    runner.down(PREFIX)
-    try:
-        runner.up("farmka", PREFIX)
+    with scenario_up("farmka", PREFIX):
         yield
-    finally:
-        runner.down(PREFIX)
-    assert runner.lab_namespaces(PREFIX) == []
-
-
-def gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def mac_of(node: str, ifname: str = "eth0") -> bytes:
-    with netcfg.in_netns(PREFIX + node):
-        return netcfg.link_info(ifname).mac
-
-
-def router_entry() -> bytes | None:
-    """The MAC the router's neighbour table holds for the VIP (the router is the VIP's only
-    neighbour on inside: the clients are behind it)."""
-    with netcfg.in_netns(PREFIX + "router"):
-        index = netcfg.link_info(ROUTER_IF).index
-        return netcfg.neigh_lookup(index, VIP)[0]
-
-
-def synced(node: str, cport: int) -> bool:
-    with netcfg.in_netns(PREFIX + node), ControlClient(timeout=5) as ctl:
-        return any(c.cport == cport and c.daddr for c in ctl.conns())
 
 
 def views() -> dict[str, runner.DirectorView]:
@@ -95,7 +50,7 @@ class Watch:
 
     def run(self) -> None:
         while not self.stop.is_set():
-            if router_entry() == self.mac:
+            if router_entry(PREFIX, VIP) == self.mac:
                 self.seen_at = time.monotonic()
                 return
             time.sleep(0.01)
@@ -117,17 +72,17 @@ def test_vrrp_failover_keeps_downloads_going(farmka: None) -> None:
     # lvs_sync_daemon eth1 VI_1: the syncid is the VRID, the role follows the VRRP state.
     assert seen["director1"].daemons == [("master", "eth1", 51)]
     assert seen["director2"].daemons == [("backup", "eth1", 51)]
-    status = lab("status")
+    status = lab_cli(PREFIX, "status")
     assert "MASTER; holds VIP 192.0.2.100" in status, status
     assert "BACKUP; VIP not held" in status, status
     assert "eth0 192.0.2.100 (VIP, virtual_ipaddress of VI_1)" in status, status
-    mac1, mac2 = mac_of("director1"), mac_of("director2")
+    mac1, mac2 = mac_of(PREFIX, "director1"), mac_of(PREFIX, "director2")
 
     # A long download through the VIP; its connection reaches director2 by the sync daemons.
     download = client.start_download(PREFIX + "client1", VIP, 80, SIZE, RATE)
     assert download.cport and not download.error
-    assert router_entry() == mac1
-    wait_until(lambda: synced("director2", download.cport), timeout=10, what="synchronised")
+    assert router_entry(PREFIX, VIP) == mac1
+    wait_until(lambda: synced(PREFIX, "director2", download.cport), timeout=10, what="synchronised")
     assert not download.done.is_set()
 
     # kill -9 of director1's pylvsd: director2 hears no advertisement for its master down
@@ -142,7 +97,7 @@ def test_vrrp_failover_keeps_downloads_going(farmka: None) -> None:
     assert result.holders == ["director1", "director2"]
     wait_until(lambda: watch.seen_at > 0, timeout=10, what="the router to follow the GARP")
     arp_s = watch.seen_at - result.failed_at
-    assert "FAILED: pylvsd killed (kill -9)" in lab("status")
+    assert "FAILED: pylvsd killed (kill -9)" in lab_cli(PREFIX, "status")
 
     assert download.wait(60), "the download did not finish"
     assert download.error == "" and download.received == SIZE
@@ -162,14 +117,14 @@ def test_vrrp_failover_keeps_downloads_going(farmka: None) -> None:
     seen = views()
     assert seen["director2"].vrrp_state == "BACKUP"
     assert seen["director2"].daemons == [("backup", "eth1", 51)]
-    body = lab("exec", "client1", "--", "curl", "-s", "-m", "5", f"http://{VIP}/")
+    body = lab_cli(PREFIX, "exec", "client1", "--", "curl", "-s", "-m", "5", f"http://{VIP}/")
     assert body.strip().startswith("rs"), body
 
     # A clean stop of the master: its priority-0 advertisement makes director2 take over
     # after the skew time alone, and it removes the VIP on its way out.
     download = client.start_download(PREFIX + "client2", VIP, 80, SIZE, RATE)
     assert download.cport and not download.error
-    wait_until(lambda: synced("director2", download.cport), timeout=10, what="synchronised")
+    wait_until(lambda: synced(PREFIX, "director2", download.cport), timeout=10, what="synchronised")
     watch = Watch(mac2).start()
     term = runner.fail(PREFIX, "director1", "term")
     assert isinstance(term, runner.FailResult)
@@ -181,7 +136,7 @@ def test_vrrp_failover_keeps_downloads_going(farmka: None) -> None:
     assert download.wait(60), "the second download did not finish"
     assert download.ok, (download.error, download.received)
     term_stall = download.longest_stall
-    out = lab("heal", "director1")
+    out = lab_cli(PREFIX, "heal", "director1")
     assert "VIP on director1" in out, out
     assert runner.vip_holders(PREFIX, scenario) == ["director1"]
 
@@ -196,7 +151,7 @@ def test_vrrp_failover_keeps_downloads_going(farmka: None) -> None:
     state = load_state(PREFIX)
     assert state is not None
     pids += [rec.pid for rec in state.processes]
-    out = lab("down")
+    out = lab_cli(PREFIX, "down")
     assert "namespaces removed" in out, out
     assert runner.lab_namespaces(PREFIX) == []
     assert runner.lab_pids(PREFIX) == {}

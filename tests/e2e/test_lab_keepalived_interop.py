@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from labfarm import mac_of, router_entry, scenario_up
 
 from pylvs.io import netcfg
 from pylvs.lab import runner
@@ -56,28 +57,13 @@ vrrp_instance {vrrp.instance} {{
 
 @pytest.fixture
 def farmka() -> Iterator[None]:
-    runner.down(PREFIX)
-    try:
-        runner.up("farmka", PREFIX)
+    with scenario_up("farmka", PREFIX):
         yield
-    finally:
-        runner.down(PREFIX)
-    assert runner.lab_namespaces(PREFIX) == []
-
-
-def mac_of(node: str) -> bytes:
-    with netcfg.in_netns(PREFIX + node):
-        return netcfg.link_info("eth0").mac
-
-
-def router_entry() -> bytes | None:
-    with netcfg.in_netns(PREFIX + "router"):
-        return netcfg.neigh_lookup(netcfg.link_info("eth1").index, VIP)[0]
 
 
 def test_keepalived_backup_against_pylvsd_master(farmka: None, tmp_path: Path) -> None:
     scenario = load_scenario("farmka")
-    mac1, mac2 = mac_of("director1"), mac_of("director2")
+    mac1, mac2 = mac_of(PREFIX, "director1"), mac_of(PREFIX, "director2")
     # director2's pylvsd stops (SIGTERM, it is BACKUP: nothing moves); keepalived replaces it.
     stopped = runner.fail(PREFIX, "director2", "term")
     assert isinstance(stopped, runner.FailResult) and not stopped.had_vip
@@ -110,14 +96,14 @@ def test_keepalived_backup_against_pylvsd_master(farmka: None, tmp_path: Path) -
         # Make the router resolve the VIP (director1's MAC) so that there is an entry to move.
         with netcfg.in_netns(PREFIX + "router"):
             netcfg.neigh_probe(VIP)
-        wait_until(lambda: router_entry() == mac1, timeout=5, what="the router's entry")
+        wait_until(lambda: router_entry(PREFIX, VIP) == mac1, timeout=5, what="the router's entry")
 
         # pylvsd killed on the master: keepalived's master down timer expires.
         result = runner.fail(PREFIX, "director1", "kill")
         assert isinstance(result, runner.FailResult)
         assert result.holder == "director2" and result.takeover_s is not None
         assert logged("(VI_1) Entering MASTER STATE")
-        wait_until(lambda: router_entry() == mac2, timeout=10, what="keepalived's GARP")
+        wait_until(lambda: router_entry(PREFIX, VIP) == mac2, timeout=10, what="keepalived's GARP")
         arp_s = time.monotonic() - result.failed_at
 
         # director1 back: BACKUP at start, it hears priority 100 < 150 and preempts; keepalived
@@ -135,7 +121,7 @@ def test_keepalived_backup_against_pylvsd_master(farmka: None, tmp_path: Path) -
             timeout=10,
             what="the VIP on director1 alone",
         )
-        wait_until(lambda: router_entry() == mac1, timeout=10, what="pylvsd's GARP")
+        wait_until(lambda: router_entry(PREFIX, VIP) == mac1, timeout=10, what="pylvsd's GARP")
         print(
             f"\nfarmka interop: pylvsd master killed -> VIP on keepalived {result.takeover_s:.2f} "
             f"s, router's entry {arp_s:.2f} s; pylvsd back -> MASTER again {healed.seconds:.2f} s "

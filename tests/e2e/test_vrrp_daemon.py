@@ -17,20 +17,17 @@ from pathlib import Path
 
 import pytest
 from lvslab import REPO, pylvs_argv
-from vrrplab import ADDR, VIP, VrrpLan, available, build_lan, instance_conf, keepalived_conf
+from vrrplab import ADDR, VIP, VrrpLan, instance_conf, keepalived_conf, needs_vrrp_peers, vrrp_lan
 
-from pylvs.testing.netns import Lab, wait_until
+from pylvs.testing.netns import wait_until
 
-pytestmark = pytest.mark.skipif(
-    not available(), reason="keepalived or tcpdump not installed (scripts/setup installs them)"
-)
+pytestmark = needs_vrrp_peers
 
 
 @pytest.fixture
 def lan(tmp_path: Path) -> Iterator[VrrpLan]:
-    with Lab() as lab:
-        build_lan(lab)
-        yield VrrpLan(lab, tmp_path)
+    with vrrp_lan(tmp_path) as lan:
+        yield lan
 
 
 VS = f"""virtual_server {VIP} 80 {{

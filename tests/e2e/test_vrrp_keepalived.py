@@ -11,20 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vrrplab import ADDR, VIP, VrrpLan, available, build_lan, instance_conf, keepalived_conf
+from vrrplab import ADDR, VIP, VrrpLan, instance_conf, keepalived_conf, needs_vrrp_peers, vrrp_lan
 
-from pylvs.testing.netns import Lab, wait_until
+from pylvs.testing.netns import wait_until
 
-pytestmark = pytest.mark.skipif(
-    not available(), reason="keepalived or tcpdump not installed (scripts/setup installs them)"
-)
+pytestmark = needs_vrrp_peers
 
 
 @pytest.fixture
 def lan(tmp_path: Path) -> Iterator[VrrpLan]:
-    with Lab() as lab:
-        build_lan(lab)
-        yield VrrpLan(lab, tmp_path)
+    with vrrp_lan(tmp_path) as lan:
+        yield lan
 
 
 def start(lan: VrrpLan, short: str, kind: str, conf: str) -> None:
@@ -215,14 +212,13 @@ def test_unicast_v3_subsecond(lan: VrrpLan, master_kind: str) -> None:
 def test_v2_auth_pass(lan: VrrpLan, master_kind: str) -> None:
     """VRRPv2 with auth_type PASS: the two agree; a backup with the wrong password does not
     accept the master's adverts (it becomes master too) and logs it."""
-    start(lan, "a", master_kind, keepalived_conf(instance_conf(150, version=2, auth_pass="s3cret")))
+
+    def v2_pass(priority: int, password: str) -> str:
+        return keepalived_conf(instance_conf(priority, version=2, auth_pass=password))
+
+    start(lan, "a", master_kind, v2_pass(150, "s3cret"))
     lan.wait_holder("a")
-    start(
-        lan,
-        "b",
-        other(master_kind),
-        keepalived_conf(instance_conf(100, version=2, auth_pass="s3cret")),
-    )
+    start(lan, "b", other(master_kind), v2_pass(100, "s3cret"))
     wait_until(lambda: is_backup(lan, "b"), timeout=10, what="b BACKUP")
     only_one_holder(lan, "a")
     termed = lan.term("a", wait=False)
@@ -231,14 +227,9 @@ def test_v2_auth_pass(lan: VrrpLan, master_kind: str) -> None:
     assert lan.wait_exit("a") == 0
     lan.term("b")
     # wrong password: both end up master
-    start(lan, "a", master_kind, keepalived_conf(instance_conf(150, version=2, auth_pass="s3cret")))
+    start(lan, "a", master_kind, v2_pass(150, "s3cret"))
     lan.wait_holder("a")
-    start(
-        lan,
-        "b",
-        other(master_kind),
-        keepalived_conf(instance_conf(100, version=2, auth_pass="other")),
-    )
+    start(lan, "b", other(master_kind), v2_pass(100, "other"))
     wait_until(lambda: lan.holders() == ["a", "b"], timeout=10, what="both master")
 
 

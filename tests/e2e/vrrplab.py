@@ -3,18 +3,21 @@ namespaces, keepalived 2.2.7 and pylvsd run on it with a keepalived.conf each.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lvslab import Daemon, start_daemon
 
-from pylvs.testing.netns import Lab, wait_until
+from pylvs.testing.netns import Lab, build_bridged_lan, wait_until
 
 KEEPALIVED = "/usr/sbin/keepalived"
 VIP = "10.81.0.100"
@@ -24,6 +27,11 @@ VRID = 51
 
 def available() -> bool:
     return os.path.exists(KEEPALIVED) and shutil.which("tcpdump") is not None
+
+
+needs_vrrp_peers = pytest.mark.skipif(
+    not available(), reason="keepalived or tcpdump not installed (scripts/setup installs them)"
+)
 
 
 def instance_conf(
@@ -218,10 +226,12 @@ def _pid(path: Path) -> int | None:
 
 def build_lan(lab: Lab) -> None:
     """Two directors a, b and a client c on one bridge."""
-    lab.add_netns("sw")
-    lab.run("sw", ["ip", "link", "add", "br0", "type", "bridge"])
-    lab.run("sw", ["ip", "link", "set", "br0", "up"])
-    for short, addr in ADDR.items():
-        lab.add_netns(short)
-        lab.veth(short, "eth0", "sw", f"p{short}", f"{addr}/24")
-        lab.run("sw", ["ip", "link", "set", f"p{short}", "master", "br0"])
+    build_bridged_lan(lab, ADDR)
+
+
+@contextlib.contextmanager
+def vrrp_lan(tmp_path: Path) -> Iterator[VrrpLan]:
+    """The LAN of :func:`build_lan`, removed after."""
+    with Lab() as lab:
+        build_lan(lab)
+        yield VrrpLan(lab, tmp_path)

@@ -30,8 +30,10 @@ def test_the_wheel_ships_the_lab_scenarios(tmp_path: Path) -> None:
     shipped = {n.split(marker, 1)[1] for n in names if marker in n}
     lab = REPO / "netns-lab"
     expected = {p.name for p in lab.iterdir() if p.suffix in (".toml", ".md")}
-    # The heartbeat directories of the scenarios (farm.ha: ha.cf, authkeys, haresources).
-    expected |= {f"{d.name}/{p.name}" for d in lab.glob("*.ha") for p in d.iterdir()}
+    # The heartbeat directories of the scenarios (farm.ha: ha.cf, authkeys, haresources) and
+    # the keepalived ones (farmka.keepalived: a keepalived.conf per director).
+    for pattern in ("*.ha", "*.keepalived"):
+        expected |= {f"{d.name}/{p.name}" for d in lab.glob(pattern) for p in d.iterdir()}
     assert shipped == expected
 
 

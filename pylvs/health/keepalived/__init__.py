@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from pylvs.config.kamodel import Checker, MiscCheck
 from pylvs.health.check import CheckFailed, CheckResult
+from pylvs.health.checktypes import failure_words
 from pylvs.health.keepalived.conn import Target
 
 __all__ = ["MODULES", "KaFailed", "KaResult", "Passed", "Target", "run_checker"]
@@ -107,10 +108,7 @@ def run_checker(checker: Checker, target: Target) -> KaResult:
     except TimeoutError:
         return KaResult(False, "timed out", time.monotonic() - start)
     except Exception as exc:  # any failure of any library is a failed check, with its words
-        reason = str(exc) or type(exc).__name__
-        if isinstance(exc, OSError) and exc.strerror:
-            reason = exc.strerror
-        return KaResult(False, reason, time.monotonic() - start)
+        return KaResult(False, failure_words(exc), time.monotonic() - start)
     if isinstance(passed, Passed):
         return KaResult(True, passed.seen, time.monotonic() - start, lines=passed.lines)
     return KaResult(True, passed, time.monotonic() - start)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pylvs.config.kamodel import Checker
 from pylvs.health.check import CheckFailed, Deadline
+from pylvs.health.checktypes import failure_words
 
 __all__ = ["ConnectFailed", "Target", "connect_state", "connect_tcp", "open_socket", "target_of"]
 
@@ -123,19 +124,13 @@ def connect_tcp(t: Target, deadline: Deadline) -> socket.socket:
     try:
         sock = open_socket(t, socket.SOCK_STREAM, deadline)
     except (OSError, CheckFailed) as exc:
-        raise ConnectFailed("error", _words(exc)) from None
+        raise ConnectFailed("error", failure_words(exc)) from None
     try:
         sock.connect((t.addr, t.port))
     except (OSError, CheckFailed) as exc:
         sock.close()
-        raise ConnectFailed(connect_state(exc), _words(exc)) from None
+        raise ConnectFailed(connect_state(exc), failure_words(exc)) from None
     except BaseException:
         sock.close()
         raise
     return sock
-
-
-def _words(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__

@@ -6,15 +6,13 @@ that user."""
 
 from __future__ import annotations
 
-import os
 import pwd
 import shlex
-import signal
-import subprocess
 from dataclasses import dataclass
 
 from pylvs.config.kamodel import MiscCheck
 from pylvs.health.check import CheckFailed
+from pylvs.health.checktypes import system_timeout
 from pylvs.health.keepalived.conn import Target
 
 __all__ = ["MiscEnd", "run"]
@@ -48,26 +46,8 @@ def run(c: MiscCheck, target: Target) -> MiscEnd:
         raise CheckFailed("empty misc_path")
     timeout = c.misc_timeout if c.misc_timeout is not None else c.delay_loop
     user, group = _user(c)
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            user=user,
-            group=group,
-        )
-    except OSError as exc:
-        raise CheckFailed(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
-    try:
-        status = proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+    status = system_timeout(argv, timeout, user, group)
+    if status is None:
         return MiscEnd(f"{argv[0]} timed out", 1, timed_out=True)
     if status < 0:
         return MiscEnd(f"{argv[0]} failed due to signal {-status}", 1, signal=-status)

@@ -74,15 +74,22 @@ def test_no_icmp_error_about_a_relayed_icmp_error() -> None:
     assert reply[IPerror].src == CLIENT
 
 
-def test_a_real_server_of_another_family_is_refused() -> None:
+def test_a_real_server_of_another_family_needs_tunnel_mode() -> None:
     """Before, an IPv6 tunnel real server on an IPv4 service was accepted, then every packet
-    failed in the IPIP encapsulation (struct.error), logged with a traceback."""
+    failed in the IPIP encapsulation (struct.error), logged with a traceback. IPVS allows the
+    mixed family in tunnel mode only (ip_vs_genl_set_cmd: EINVAL otherwise); such a tunnel now
+    encapsulates in IPv6 (test_engine_v6.py has the packet checks)."""
     engine = _engine(fwd=None)
     svc = ServiceSpec(protocol=IPPROTO_UDP, addr=VIP, port=53)
     with pytest.raises(IPVSError) as exc:
-        engine.add_dest(svc, DestSpec(af=6, addr="2001:db8::7", port=53, fwd=int(FwdMethod.TUNNEL)))
-    assert exc.value.errno == errno.EAFNOSUPPORT
+        engine.add_dest(svc, DestSpec(af=6, addr="2001:db8::7", port=53, fwd=int(FwdMethod.MASQ)))
+    assert exc.value.errno == errno.EINVAL
     assert engine.services()[0].dests == []
+    engine.add_dest(svc, DestSpec(af=6, addr="2001:db8::7", port=53, fwd=int(FwdMethod.TUNNEL)))
+    engine.set_path(6, 0x20010DB8 << 96 | 7, 0x20010DB8 << 96 | 1, 1500)
+    action = engine.handle(bytes(IP(src=CLIENT, dst=VIP) / UDP(sport=1, dport=53) / b"x"), 0.0)
+    assert action.verdict == Verdict.TUNNEL
+    assert action.packet is not None and action.packet[0] >> 4 == 6  # an IPv6 outer header
 
 
 def test_port_zero_errors_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:

@@ -193,10 +193,11 @@ def test_syncd_plan_defaults_syncid_to_the_vrid() -> None:
     assert notes == []
 
 
-def test_ipv6_instance_is_refused_clearly() -> None:
+def test_ipv6_instance_with_an_ipv4_vip_is_refused_clearly() -> None:
+    # IPv6 instances run (tests/unit/ha/test_vrrp_service_v6.py); mixing families does not.
     ka = parse_keepalived_model(
         "vrrp_instance V6 {\n interface eth0\n virtual_router_id 9\n"
-        " virtual_ipaddress {\n  fd00::100/64\n }\n}\n"
+        " virtual_ipaddress {\n  fd00::100/64\n  10.0.0.100\n }\n}\n"
     )
-    with pytest.raises(VRRPConfigError, match="IPv6"):
-        instance_config(ka.vrrp_instances[0], ka, "10.0.0.1")
+    with pytest.raises(VRRPConfigError, match="address family must match"):
+        instance_config(ka.vrrp_instances[0], ka, "fe80::1")

@@ -6,7 +6,6 @@ page. The end-to-end tests (tests/e2e/test_keepalived_checkers.py) use real serv
 
 from __future__ import annotations
 
-import http.server
 import shutil
 import socket
 import socketserver
@@ -19,6 +18,7 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 import pytest
+from kalocal import free_port, web_server
 
 from pylvs.config.kamodel import (
     DnsCheck,
@@ -43,32 +43,8 @@ def _target(port: int, timeout: float = 2.0) -> Target:
 
 @pytest.fixture
 def web() -> Iterator[int]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/missing":
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(BODY)))
-            self.end_headers()
-            self.wfile.write(BODY)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
-def _free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    with web_server(BODY) as port:
+        yield port
 
 
 def test_tcp_check_up_and_down() -> None:
@@ -77,7 +53,7 @@ def test_tcp_check_up_and_down() -> None:
         listener.listen()
         port = listener.getsockname()[1]
         assert run_checker(TcpCheck(), _target(port)).up
-    result = run_checker(TcpCheck(), _target(_free_port()))
+    result = run_checker(TcpCheck(), _target(free_port()))
     assert not result.up
     assert "refused" in result.reason.lower()
 
@@ -172,7 +148,7 @@ def test_dns_check_needs_matching_id_and_noerror() -> None:
 
 
 def test_udp_check_icmp_unreachable_is_down_silence_is_up() -> None:
-    closed = _free_port(socket.SOCK_DGRAM)
+    closed = free_port(socket.SOCK_DGRAM)
     assert not run_checker(UdpCheck(payload=b"x"), _target(closed, 0.5)).up
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as quiet:
         quiet.bind(("127.0.0.1", 0))

@@ -6,13 +6,13 @@ and when the keeper logs it (most per-attempt lines only with ``log_all_failures
 
 from __future__ import annotations
 
-import http.server
 import logging
 import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
+from kalocal import free_port, web_server
 
 from pylvs.config.kamodel import HttpCheck, HttpUrl, SmtpCheck, TcpCheck, UdpCheck
 from pylvs.config.keepalived import parse_keepalived
@@ -29,39 +29,14 @@ def _target(port: int, timeout: float = 2.0) -> Target:
     return Target(addr="127.0.0.1", port=port, timeout=timeout, rs_name=RS, vs_name=VS)
 
 
-def _free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def web() -> Iterator[int]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/missing":
-                self.send_error(404)
-                return
-            body = b"hello\n"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with web_server(b"hello\n") as port:
+        yield port
 
 
 def test_tcp_lines() -> None:
-    assert run_checker(TcpCheck(), _target(_free_port())).lines == (
+    assert run_checker(TcpCheck(), _target(free_port())).lines == (
         f"TCP connection to {RS} failed.",
     )
 
@@ -76,7 +51,7 @@ def test_http_lines(web: int) -> None:
     # The success lines, logged while the checker is down (http_handle_response).
     assert lines(path="/") == (f"HTTP status code success to {RS} url(/)",)
     assert lines(path="/", regex="hel+o") == (f"Regex match success to {RS} url(/)",)
-    refused = run_checker(HttpCheck(urls=[HttpUrl(path="/")]), _target(_free_port()))
+    refused = run_checker(HttpCheck(urls=[HttpUrl(path="/")]), _target(free_port()))
     assert refused.lines == (f"Connection failed server {RS}.",)
 
 
@@ -96,13 +71,13 @@ def test_smtp_bad_greeting_line() -> None:
         result = run_checker(SmtpCheck(), _target(port))
         t.join(5)
     assert result.lines == (f"SMTP_CHECK Bad greeting banner from server [127.0.0.1]:{port}",)
-    closed = _free_port()
+    closed = free_port()
     refused = run_checker(SmtpCheck(), _target(closed))
     assert refused.lines == (f"SMTP_CHECK Could not connect to server [127.0.0.1]:{closed}",)
 
 
 def test_udp_line() -> None:
-    result = run_checker(UdpCheck(payload=b"x"), _target(_free_port(socket.SOCK_DGRAM), 0.5))
+    result = run_checker(UdpCheck(payload=b"x"), _target(free_port(socket.SOCK_DGRAM), 0.5))
     assert result.lines == (f"UDP connection to {RS} failed.",)
 
 
