@@ -39,7 +39,7 @@ from typing import Any, Protocol
 
 from pylvs.core.ratelimit import RateLimit
 
-__all__ = ["Component", "Loop", "Timer"]
+__all__ = ["Component", "Loop", "OwnThreads", "Timer"]
 
 log = logging.getLogger("pylvs.loop")
 
@@ -58,6 +58,24 @@ class Component(Protocol):
     def due(self, now: float) -> None: ...
     def status(self) -> dict[str, Any]: ...
     def close(self) -> None: ...
+
+
+class OwnThreads:
+    """The loop side of a component that does its work in threads of its own (heartbeat,
+    VRRP): nothing to watch and no deadline, so a busy loop never delays it; subclasses give
+    :meth:`status` and :meth:`close`."""
+
+    def watch(self) -> Sequence[tuple[Any, int]]:
+        return ()
+
+    def deadline(self) -> float | None:
+        return None
+
+    def ready(self, fd: int, events: int, now: float) -> None:
+        pass
+
+    def due(self, now: float) -> None:
+        pass
 
 
 class Timer:

@@ -43,7 +43,7 @@ _SO_SNDBUFFORCE = 32
 _TP_STATUS_AVAILABLE = 0
 _TP_STATUS_SEND_REQUEST = 1
 _TX_DATA = 32  # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll): where a V2 slot's frame starts
-_FRAME_SIZE = 128  # a slot: header + 60-byte frame, 16-byte aligned
+_FRAME_SIZE = 128  # a slot: header + 60-byte (IPv4) or 80-byte (IPv6) frame, 16-byte aligned
 # Frames per send(): the veth hands each frame to its peer's per-CPU backlog (netdev_max_backlog,
 # 1000 by default); the burst stays well below it.
 _BURST = 64
@@ -53,21 +53,31 @@ _U32 = struct.Struct("<I")
 def build_frames(
     dmac: bytes, smac: bytes, saddr: str, daddr: str, dport: int, sports: Sequence[int]
 ) -> list[bytes]:
-    """60-byte Ethernet/IPv4/UDP frames (18 payload bytes of 0x41), one per source port, with
-    correct IP and UDP checksums."""
-    src = socket.inet_aton(saddr)
-    dst = socket.inet_aton(daddr)
+    """Ethernet/IP/UDP frames (18 payload bytes of 0x41), one per source port, with correct
+    checksums: 60 bytes over IPv4, 80 over IPv6 (its 40-byte header) when the addresses are IPv6
+    ones."""
+    ipv6 = ":" in saddr
+    family = socket.AF_INET6 if ipv6 else socket.AF_INET
+    src = socket.inet_pton(family, saddr)
+    dst = socket.inet_pton(family, daddr)
     payload = b"A" * 18
     udp_len = 8 + len(payload)
     frames = []
     for sport in sports:
-        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0x4000, 64, 17, 0,
-                                   src, dst))  # fmt: skip
-        struct.pack_into("!H", ip, 10, checksum(bytes(ip)))
         udp = bytearray(struct.pack("!HHHH", sport, dport, udp_len, 0) + payload)
-        pseudo = src + dst + struct.pack("!BBH", 0, 17, udp_len)
+        if ipv6:
+            # RFC 8200 section 3 (version 6, hop limit 64); RFC 8200 section 8.1 pseudo-header.
+            ip = bytearray(struct.pack("!IHBB16s16s", 6 << 28, udp_len, 17, 64, src, dst))
+            pseudo = src + dst + struct.pack("!IxxxB", udp_len, 17)
+            ethertype = b"\x86\xdd"
+        else:
+            ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0x4000, 64, 17,
+                                       0, src, dst))  # fmt: skip
+            struct.pack_into("!H", ip, 10, checksum(bytes(ip)))
+            pseudo = src + dst + struct.pack("!BBH", 0, 17, udp_len)
+            ethertype = b"\x08\x00"
         struct.pack_into("!H", udp, 6, checksum(pseudo + bytes(udp)) or 0xFFFF)
-        frames.append(dmac + smac + b"\x08\x00" + bytes(ip) + bytes(udp))
+        frames.append(dmac + smac + ethertype + bytes(ip) + bytes(udp))
     return frames
 
 

@@ -1,4 +1,5 @@
-"""Packets per second through the director: 60-byte UDP frames offered at paced rates.
+"""Packets per second through the director: 60-byte UDP frames (80-byte over IPv6) offered at
+paced rates.
 
 For one director configuration, :func:`sweep` searches the highest lossless rate
 (:func:`pylvs.bench.search.find_lossless`: doubling, then bisection, to a stated resolution).
@@ -35,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pylvs.bench.lab import BenchLab
+from pylvs.bench.lab import BenchLab, Topology
 from pylvs.bench.search import (
     LOSS_THRESHOLD,
     SearchPlan,
@@ -191,17 +192,22 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / _CLK_TCK
 
 
-def trafgen_config(lab: BenchLab, path: Path) -> Path:
+def trafgen_config(lab: BenchLab, path: Path, topo: Topology | None = None) -> Path:
     """A trafgen packet: sender -> VIP:udp_port, source port cycling over FLOWS values, 60 bytes
-    (14 Ethernet + 20 IPv4 + 8 UDP + 18 payload); trafgen computes the checksums. The same frames
-    as :mod:`pylvs.bench.pacer` sends."""
-    t = lab.topo
+    (14 Ethernet + 20 IPv4 + 8 UDP + 18 payload) or, for an IPv6 ``topo``, 80 bytes (40-byte
+    IPv6 header); trafgen computes the checksums. The same frames as :mod:`pylvs.bench.pacer`
+    sends."""
+    t = topo or lab.topo
     dmac = lab.mac("d", t.front_if)
     smac = lab.mac("s", t.sender_if)
+    if t.family == "ipv6":
+        ethertype, l3 = "0x86dd", f"ipv6(saddr={t.sender}, daddr={t.vip}, hl=64)"
+    else:
+        ethertype, l3 = "0x0800", f"ipv4(saddr={t.sender}, daddr={t.vip}, ttl=64)"
     path.write_text(
         "{\n"
-        f"  eth(da={dmac}, sa={smac}, type=0x0800),\n"
-        f"  ipv4(saddr={t.sender}, daddr={t.vip}, ttl=64),\n"
+        f"  eth(da={dmac}, sa={smac}, type={ethertype}),\n"
+        f"  {l3},\n"
         f"  udp(sport=dinc(1024, {1024 + FLOWS - 1}), dport={t.udp_port}),\n"
         "  fill(0x41, 18)\n"
         "}\n"
@@ -209,8 +215,7 @@ def trafgen_config(lab: BenchLab, path: Path) -> Path:
     return path
 
 
-def _pacer_argv(lab: BenchLab, rate: int, count: int) -> list[str]:
-    t = lab.topo
+def _pacer_argv(lab: BenchLab, t: Topology, rate: int, count: int) -> list[str]:
     return [
         "taskset", "-c", "0", sys.executable, "-m", "pylvs.bench.pacer", "--iface", t.sender_if,
         "--dmac", lab.mac("d", t.front_if), "--smac", lab.mac("s", t.sender_if),
@@ -238,11 +243,11 @@ def _step(
     seconds: float,
     pids: Callable[[], Sequence[int]],
     handled: Callable[[], int | None],
+    t: Topology,
 ) -> Step:
-    t = lab.topo
     count = int(rate * seconds) if rate else int(2_000_000 * seconds)
     if rate:
-        argv = _pacer_argv(lab, rate, count)
+        argv = _pacer_argv(lab, t, rate, count)
     else:
         # As fast as it can: trafgen's transmit ring (one process, pinned to CPU 0).
         argv = ["trafgen", "-o", t.sender_if, "-i", str(config), "-P", "1", "-q", "-n", str(count)]
@@ -304,11 +309,15 @@ def sweep(
     pids: Callable[[], Sequence[int]] = lambda: [],
     progress: Callable[[str], None] = lambda line: None,
     handled: Callable[[], int | None] = _no_count,
+    topo: Topology | None = None,
 ) -> SweepResult:
-    """Search the lossless rate (``plan``), then offer 3x that rate."""
+    """Search the lossless rate (``plan``), then offer 3x that rate; ``topo``: the addresses the
+    frames carry (``lab.topo``, IPv4, by default; ``lab.topo.ipv6()`` for IPv6 frames, with a
+    matching trafgen ``config``)."""
+    t = topo or lab.topo
 
     def measure(rate: int) -> Step:
-        step = _step(lab, config, rate, seconds, pids, handled)
+        step = _step(lab, config, rate, seconds, pids, handled, t)
         cpu = step.cpu_us_per_packet
         progress(
             f"  offered {rate:>7} sent {step.sent_pps:9.0f}/s "
@@ -330,7 +339,7 @@ def sweep(
     overload_rate = 3 * round(best.delivered_pps) if best else 0
     if overload_rate and overload_rate > max(s.sent_pps for s in result.steps) * 1.2:
         overload_rate = 0  # beyond the pacer: trafgen offers what it can
-    result.overload = _step(lab, config, overload_rate, seconds, pids, handled)
+    result.overload = _step(lab, config, overload_rate, seconds, pids, handled, t)
     over = result.overload
     progress(
         f"  overload {over.sent_pps:9.0f}/s offered, {over.delivered_pps:9.0f}/s delivered "

@@ -6,11 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["chart", "goals", "runtime_of", "table"]
+__all__ = ["chart", "goals", "references", "runtime_of", "table"]
 
 KERNEL = "kernel forward"
 NFT = "nft dnat"
 HAPROXY = "haproxy tcp"
+
+
+def references(name: str) -> tuple[str, str]:
+    """The kernel forwarding and nftables DNAT rows a row is compared with: the IPv6 ones for an
+    IPv6 row (its name ends in ``ipv6``)."""
+    suffix = " ipv6" if name.endswith(" ipv6") else ""
+    return KERNEL + suffix, NFT + suffix
 
 
 def _ratio(value: float | None, ref: float | None) -> str:
@@ -27,7 +34,7 @@ def runtime_of(results: dict[str, Any], name: str) -> str:
     row = results.get("pps", {}).get(name, {})
     if row.get("runtime"):
         return str(row["runtime"])
-    if name in (KERNEL, NFT):
+    if name in (*references(KERNEL), *references(KERNEL + " ipv6")):
         return "kernel"
     if name == HAPROXY:
         return "HAProxy"
@@ -41,8 +48,6 @@ def _lossless_cell(r: dict[str, Any]) -> str:
 
 def table(results: dict[str, Any]) -> str:
     pps: dict[str, Any] = results["pps"]
-    ref = pps.get(KERNEL, {})
-    nft = pps.get(NFT, {})
     lines = [f"Method ({'quick' if results.get('quick') else 'full'} run):"]
     lines += [f"  {key}: {text}" for key, text in results.get("method", {}).items()]
     lines += [
@@ -53,6 +58,9 @@ def table(results: dict[str, Any]) -> str:
     ]
     footnote = False
     for name, r in pps.items():
+        kernel_name, nft_name = references(name)
+        ref = pps.get(kernel_name, {})
+        nft = pps.get(nft_name, {})
         cpu = r.get("cpu_us_per_packet")
         cpu_text = _cell(cpu)
         if cpu is not None and not r.get("cpu_at_lossless", True):
@@ -69,6 +77,11 @@ def table(results: dict[str, Any]) -> str:
         )
     if footnote:
         lines.append("* no lossless step: CPU cost at the step that delivered most")
+    if any(name.endswith(" ipv6") for name in pps):
+        lines.append(
+            "ipv6 rows: 80-byte frames; x kernel and x nft against kernel forward ipv6 and "
+            "nft dnat ipv6"
+        )
     if any(r.get("contradictions") for r in pps.values()):
         lines.append(
             "† the search set aside steps that contradicted the others (lossy below a lossless "
@@ -215,7 +228,7 @@ def chart(results: dict[str, Any], path: Path) -> bool:
         ax1.bar([x + (i - 1) * width for x in xs], [pps[n][key] / 1000 for n in names], width,
                 label=label, color=colour)  # fmt: skip
     _ticks(ax1, results, names)
-    ax1.set_ylabel("thousand packets/s (60-byte UDP)")
+    ax1.set_ylabel("thousand packets/s (60-byte UDP; 80-byte for ipv6)")
     ax1.set_title("Forwarding rate through the director")
     ax1.legend()
     cpu_names = [n for n in names if pps[n].get("cpu_us_per_packet") is not None]

@@ -4,13 +4,16 @@ For each target (kernel forwarding, nftables DNAT with ``numgen``, pylvs per bac
 method and data-plane runtime) a lossless-rate search (:mod:`pylvs.bench.pps`,
 :mod:`pylvs.bench.search`); through pylvs DR and NAT, HTTP connections per second
 (:mod:`pylvs.bench.http`) and bulk TCP with iperf3 (:mod:`pylvs.bench.bulk`), against HAProxy
-(and, for bulk TCP, kernel forwarding). Writes ``<out>/bench.json`` and ``<out>/bench.png`` and
-prints the method and the tables.
+(and, for bulk TCP, kernel forwarding). The full run (or ``--ipv6``) adds the same packet-rate
+rows for IPv6 frames: kernel IPv6 forwarding, nftables ``ip6`` DNAT and pylvs per backend,
+method and runtime (names ending in ``ipv6``; no HTTP or bulk runs). Writes
+``<out>/bench.json`` and ``<out>/bench.png`` and prints the method and the tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import platform
@@ -27,7 +30,7 @@ from typing import Any
 from pylvs.bench import report
 from pylvs.bench.bulk import IPERF_PORT, iperf3, offloads, start_haproxy_tcp
 from pylvs.bench.http import start_haproxy, start_nginx, wrk
-from pylvs.bench.lab import BenchLab
+from pylvs.bench.lab import BenchLab, Topology
 from pylvs.bench.pps import FLOWS, sweep, trafgen_config
 from pylvs.bench.search import SENDER_SHORTFALL, SearchPlan
 from pylvs.core.control import DestSpec, ServiceSpec
@@ -73,16 +76,23 @@ class PylvsTarget:
     method: str
     workers: int = 1
     data_plane: str = "cpython"  # pylvsd --data-plane
+    family: str = "ipv4"  # the frames (and the UDP service): "ipv4" or "ipv6"
 
     @property
     def name(self) -> str:
         extra = f" x{self.workers}" if self.workers > 1 else ""
         runtime = " pypy" if self.data_plane == "pypy" else ""
-        return f"pylvs {self.backend} {self.method}{extra}{runtime}"
+        family = " ipv6" if self.family == "ipv6" else ""
+        return f"pylvs {self.backend} {self.method}{extra}{runtime}{family}"
+
+
+def _topo(lab: BenchLab, family: str) -> Topology:
+    return lab.topo.ipv6() if family == "ipv6" else lab.topo
 
 
 class _Daemon:
-    """pylvsd in the director namespace, configured with the UDP, HTTP and bulk TCP services."""
+    """pylvsd in the director namespace, configured with the UDP, HTTP and bulk TCP services
+    (for an IPv6 target, the IPv6 UDP service alone)."""
 
     def __init__(self, lab: BenchLab, target: PylvsTarget, log: Path) -> None:
         self.lab = lab
@@ -116,8 +126,15 @@ class _Daemon:
         ctl = wait_until(ready, timeout=20, what="pylvsd")
         assert ctl is not None
         self.ctl = ctl
-        for proto, port in ((IPPROTO_UDP, t.udp_port), (IPPROTO_TCP, t.http_port),
-                            (IPPROTO_TCP, IPERF_PORT)):  # fmt: skip
+        services = [
+            (IPPROTO_UDP, t.udp_port),
+            (IPPROTO_TCP, t.http_port),
+            (IPPROTO_TCP, IPERF_PORT),
+        ]
+        if target.family == "ipv6":
+            t = t.ipv6()
+            services = services[:1]
+        for proto, port in services:
             svc = ServiceSpec(protocol=proto, addr=t.vip, port=port, scheduler="rr")
             self.ctl.add_service(svc)
             for rip in t.reals:
@@ -144,23 +161,27 @@ class _Daemon:
 
 
 @contextmanager
-def _nft_dnat(lab: BenchLab) -> Iterator[None]:
-    t = lab.topo
+def _nft_dnat(lab: BenchLab, t: Topology) -> Iterator[None]:
+    """The nftables DNAT reference: the VIP's UDP port to the real servers in turn (``numgen``);
+    for an IPv6 topology in an ``ip6`` table."""
     table = "pylvs_bench"
+    family = "ip6" if t.family == "ipv6" else "ip"  # the table family and the address match
     rips = ", ".join(f"{i} : {rip}" for i, rip in enumerate(t.reals))
     rules = (
-        f"table ip {table} {{\n chain pre {{ type nat hook prerouting priority dstnat;\n"
-        f"  ip daddr {t.vip} udp dport {t.udp_port} dnat to numgen inc mod {len(t.reals)} "
+        f"table {family} {table} {{\n chain pre {{ type nat hook prerouting priority dstnat;\n"
+        f"  {family} daddr {t.vip} udp dport {t.udp_port} dnat to numgen inc mod {len(t.reals)} "
         f"map {{ {rips} }}\n }}\n}}\n"
     )
     lab.run("d", ["nft", "-f", "-"], input=rules.encode())
     try:
         yield
     finally:
-        lab.run("d", ["nft", "delete", "table", "ip", table], check=False)
+        lab.run("d", ["nft", "delete", "table", family, table], check=False)
 
 
-def _targets(quick: bool) -> list[PylvsTarget]:
+def _targets(quick: bool, ipv6: bool = False) -> list[PylvsTarget]:
+    """The pylvs rows: IPv4 (every backend, method and runtime; two workers in the full run),
+    then with ``ipv6`` the same single-worker rows for IPv6 frames."""
     targets = [
         PylvsTarget("afpacket", "dr"),
         PylvsTarget("afpacket", "nat"),
@@ -178,6 +199,8 @@ def _targets(quick: bool) -> list[PylvsTarget]:
         ]
     if not quick:
         targets.append(PylvsTarget("afpacket", "dr", workers=2))
+    if ipv6:
+        targets += [dataclasses.replace(t, family="ipv6") for t in list(targets) if t.workers == 1]
     return targets
 
 
@@ -214,8 +237,9 @@ def method(profile: Profile, lab_offloads: dict[str, list[str]] | None) -> dict[
         "; ".join(f"{ifname}: {' '.join(feats)}" for ifname, feats in on.items()) if on else "none"
     )
     return {
-        "frames": f"60-byte UDP frames (18 payload bytes), {FLOWS} flows (source ports), "
-        "paced evenly in 1 ms ticks by pylvs.bench.pacer on CPU 0; the director process on CPU 1",
+        "frames": f"60-byte UDP frames (18 payload bytes; 80 bytes for the ipv6 rows), {FLOWS} "
+        "flows (source ports), paced evenly in 1 ms ticks by pylvs.bench.pacer on CPU 0; the "
+        "director process on CPU 1",
         "step": f"{profile.step_seconds:g} s per step; sent = s0 tx, delivered = r0 rx "
         "(counted until it settles after the sender stops)",
         "lossless": plan.describe() + "; lossless pps = delivered rate of the highest lossless "
@@ -243,10 +267,13 @@ def run(
     only: list[str] | None = None,
     bulk: bool = True,
     lab_offloads: bool = False,
+    ipv6: bool | None = None,
 ) -> dict[str, Any]:
     """Every step runs even if an earlier one failed; a failed step is reported in one line and
     recorded under ``failed`` (its figures are missing from the tables). ``only``: substrings of
-    the target names to measure (all when empty)."""
+    the target names to measure (all when empty). ``ipv6``: add the IPv6 rows (default: in the
+    full run, not in the quick one)."""
+    with_ipv6 = not quick if ipv6 is None else ipv6
     # nginx and haproxy are given these paths and resolve relative ones against their own prefix.
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -298,35 +325,59 @@ def run(
         results["offloads"] = offloads(lab)
         results["method"] = method(prof, results["offloads"])
         progress(f"  {results['method']['offloads']}")
-        config = trafgen_config(lab, out / "trafgen.cfg")
+        configs = {"ipv4": trafgen_config(lab, out / "trafgen.cfg")}
+        if with_ipv6:
+            configs["ipv6"] = trafgen_config(lab, out / "trafgen6.cfg", lab.topo.ipv6())
         seconds = prof.step_seconds
-        if wanted("kernel forward"):
-            stage("kernel forwarding")
-            step(
-                "pps",
-                "kernel forward",
-                lambda: sweep(lab, config, prof.plan, seconds, progress=progress).summary(),
-            )
-            bulk_runs("kernel forward", lab.topo.vip)
-        if wanted("nft dnat"):
-            stage("nftables DNAT (numgen)")
 
-            def nft() -> dict[str, Any]:
-                with _nft_dnat(lab):
-                    return sweep(lab, config, prof.plan, seconds, progress=progress).summary()
+        def kernel_rows(family: str) -> None:
+            """Kernel forwarding and nftables DNAT: the references for the family's rows."""
+            topo = _topo(lab, family)
+            config = configs[family]
+            suffix = " ipv6" if family == "ipv6" else ""
+            if wanted(f"kernel forward{suffix}"):
+                stage(f"kernel forwarding{suffix}")
+                step(
+                    "pps",
+                    f"kernel forward{suffix}",
+                    lambda: sweep(
+                        lab, config, prof.plan, seconds, progress=progress, topo=topo
+                    ).summary(),
+                )
+                if not suffix:
+                    bulk_runs("kernel forward", lab.topo.vip)
+            if wanted(f"nft dnat{suffix}"):
+                stage(f"nftables DNAT (numgen){suffix}")
 
-            step("pps", "nft dnat", nft)
-        for target in _targets(quick):
-            if not wanted(target.name):
-                continue
-            stage(target.name)
-            step(
-                "pps",
-                target.name,
-                functools.partial(
-                    _pylvs_target, lab, target, out, results, config, prof, progress, bulk_runs
-                ),
-            )
+                def nft() -> dict[str, Any]:
+                    with _nft_dnat(lab, topo):
+                        res = sweep(lab, config, prof.plan, seconds, progress=progress, topo=topo)
+                        return res.summary()
+
+                step("pps", f"nft dnat{suffix}", nft)
+
+        targets = _targets(quick, with_ipv6)
+        for family in configs:  # IPv4 rows first, then the IPv6 ones, each after its references
+            kernel_rows(family)
+            for target in targets:
+                if target.family != family or not wanted(target.name):
+                    continue
+                stage(target.name)
+                step(
+                    "pps",
+                    target.name,
+                    functools.partial(
+                        _pylvs_target,
+                        lab,
+                        target,
+                        out,
+                        results,
+                        configs[family],
+                        prof,
+                        progress,
+                        bulk_runs,
+                    ),
+                )
         if wanted("haproxy"):
             stage("haproxy (tcp mode)")
             step("http", "haproxy tcp", lambda: _haproxy(lab, out, prof.http_seconds))
@@ -367,11 +418,12 @@ def _pylvs_target(
     daemon = _Daemon(lab, target, out / f"{_slug(target.name)}.log")
     try:
         res = sweep(lab, config, prof.plan, prof.step_seconds, daemon.current_pids, progress,
-                    daemon.handled)  # fmt: skip
+                    daemon.handled, _topo(lab, target.family))  # fmt: skip
         summary = res.summary()
         summary["runtime"] = _runtime(target, daemon.runtime)
         summary["status"] = {k: v for k, v in daemon.ctl.status().items() if k != "engine"}
-        if target.workers == 1 and target.method in ("dr", "nat"):
+        # HTTP and bulk TCP through the IPv4 rows (the IPv6 rows measure packet rates only).
+        if target.workers == 1 and target.method in ("dr", "nat") and target.family == "ipv4":
             progress("  http")
             nginx = start_nginx(lab, out / "nginx")
             try:
@@ -415,6 +467,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     p.add_argument("--no-bulk", action="store_true", help="skip the iperf3 bulk TCP runs")
     p.add_argument(
+        "--ipv6",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the IPv6 packet-rate rows (default: in the full run, not with --quick)",
+    )
+    p.add_argument(
         "--bulk-seconds", type=int, metavar="S", help="iperf3 -t (default: 2 quick, 5 full)"
     )
     p.add_argument(
@@ -439,6 +497,7 @@ def main(args: argparse.Namespace) -> int:
             only=getattr(args, "only", None),
             bulk=not getattr(args, "no_bulk", False),
             lab_offloads=getattr(args, "offloads", "off") == "on",
+            ipv6=getattr(args, "ipv6", None),
         )
     except Exception as exc:  # the lab itself could not be built: nothing was measured
         print(f"pylvs bench: {_reason(exc)}", file=sys.stderr)

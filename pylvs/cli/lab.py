@@ -287,7 +287,8 @@ def _cmd_http(args: argparse.Namespace) -> int:
     names = args.clients or clients
     namespaces = [runner.node_netns(args.prefix, name) for name in names]
     result = client.http_load(namespaces, scenario.vip, args.port, args.count)
-    print(show.load_text(result, f"http://{scenario.vip}:{args.port}/"))
+    host = f"[{scenario.vip}]" if ":" in scenario.vip else scenario.vip  # RFC 3986 3.2.2
+    print(show.load_text(result, f"http://{host}:{args.port}/"))
     return 0 if result.ok == args.count else 1
 
 

@@ -142,6 +142,11 @@ class _State:
     standby_running: float | None = None  # deadline of the standby exchange
     standby_rsctype: int = ALL
     rsc_needs_failback: bool = False
+    # pylvs: the peer (re)started while we were taking its groups over (heartbeat's "T_STARTING
+    # received during takeover" race, which two nodes restarting after a healed partition run
+    # into): its stable resource message came before our takeover was complete, so the auto
+    # failback it would have triggered is done when the takeover completes.
+    failback_after_takeover: bool = False
     rsc_needs_shutdown: bool = False
     shutdown_in_progress: bool = False
     resource_shutdown_in_progress: bool = False
@@ -538,6 +543,7 @@ class ResourceManager:
             st.other_is_stable = False
             if st.takeover_in_progress:
                 out.append(Log("warn", "T_STARTING received during takeover."))
+                st.failback_after_takeover = True
             self._send_held(out, st.resourcestate == R_STABLE)
         if kind == "resource":
             n = encode_resources(fields.get("rsc_hold"))
@@ -593,6 +599,9 @@ class ResourceManager:
                     st.other_is_stable = True
                     st.foreign_takeover_work_done = True
                     self._announce(out, "mach_down")
+                    if st.failback_after_takeover:
+                        st.failback_after_takeover = False
+                        self._perform_auto_failback(out, now)
                 elif comment == "shutdown":
                     st.resourcestate = newstate = R_SHUTDOWN
         if st.resourcestate != newstate:

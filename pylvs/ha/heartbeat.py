@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from pylvs.core.hbprotocol import HeartbeatNode, NodeConfig, Probe, Stopped, Tra
 from pylvs.core.hbresource import Job, Log, decode_resources
 from pylvs.ha.media import MediumSocket, open_media
 from pylvs.ha.resources import DirectorHooks, GroupRunner
+from pylvs.loop import OwnThreads
 
 __all__ = ["HeartbeatService", "load_identity", "nodename"]
 
@@ -136,7 +137,7 @@ def _log_handlers(ha: HaConfig, me: str) -> list[logging.Handler]:
     return handlers
 
 
-class HeartbeatService:
+class HeartbeatService(OwnThreads):
     """The heartbeat of this pylvsd (see the module docstring)."""
 
     name = "heartbeat"
@@ -271,19 +272,7 @@ class HeartbeatService:
             log.removeHandler(handler)
             handler.close()
 
-    # -- the loop component: the service lives in its own threads --------------------------
-
-    def watch(self) -> Sequence[tuple[Any, int]]:
-        return ()
-
-    def deadline(self) -> float | None:
-        return None
-
-    def ready(self, fd: int, events: int, now: float) -> None:
-        pass
-
-    def due(self, now: float) -> None:
-        pass
+    # -- the loop component (OwnThreads: the service lives in its own threads) -------------
 
     def status(self) -> dict[str, Any]:
         return dict(self._snapshot)

@@ -77,6 +77,7 @@ from pylvs.core.vrrp import (
 )
 from pylvs.core.vrrpgroup import SyncGroup
 from pylvs.io import garp, netcfg
+from pylvs.loop import OwnThreads
 
 __all__ = [
     "Placement",
@@ -621,7 +622,7 @@ class _NotifyJob:
     wait: float = 0.0  # notify_stop: wait so long (then kill), else never
 
 
-class VRRPService:
+class VRRPService(OwnThreads):
     """The VRRP instances of one keepalived.conf (see the module docstring)."""
 
     name = "vrrp"
@@ -713,19 +714,7 @@ class VRRPService:
         self._wake_r.close()
         self._wake_w.close()
 
-    # -- the loop component: the service lives in its own threads ----------------------------
-
-    def watch(self) -> Sequence[tuple[Any, int]]:
-        return ()
-
-    def deadline(self) -> float | None:
-        return None
-
-    def ready(self, fd: int, events: int, now: float) -> None:
-        pass
-
-    def due(self, now: float) -> None:
-        pass
+    # -- the loop component (OwnThreads: the service lives in its own threads) -------------
 
     def status(self) -> dict[str, Any]:
         snap = self._snapshot
@@ -1065,8 +1054,8 @@ class VRRPService:
                 if add:
                     # keepalived adds IPv6 VIPs with IFA_F_NODAD (``netlink_ipaddress``): usable
                     # at once, and no collision with a killed master that still holds them
-                    netcfg.add_virtual_address(
-                        p.dev, p.addr, p.prefix, p.label, p.brd, p.scope, nodad=":" in p.addr
+                    netcfg.add_address(
+                        p.dev, p.addr, p.prefix, p.label, p.brd, nodad=":" in p.addr, scope=p.scope
                     )
                 else:
                     netcfg.del_address(p.dev, p.addr, p.prefix)

@@ -39,7 +39,6 @@ __all__ = [
     "add_bridge",
     "add_route",
     "add_veth",
-    "add_virtual_address",
     "create_netns",
     "default_gateway",
     "del_address",
@@ -313,6 +312,10 @@ def has_address(ifname: str, addr: str) -> bool:
         return any(msg.get_attr("IFA_ADDRESS") == ip for msg in ipr.get_addr(index=index))
 
 
+# ``ip addr add ... scope NAME`` (rtnetlink's rt_scope_t).
+_SCOPES = {"global": 0, "universe": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
+
+
 def add_address(
     ifname: str,
     addr: str,
@@ -320,10 +323,15 @@ def add_address(
     label: str | None = None,
     broadcast: str | None = None,
     nodad: bool = False,
+    deprecated: bool = False,
+    scope: str | None = None,
 ) -> bool:
     """Add ``addr`` (``"192.0.2.1/24"`` or address + prefixlen), with an ``ip addr`` label
-    (``eth0:vip``) and broadcast address if given, and for IPv6 ``nodad`` (``IFA_F_NODAD``: no
-    duplicate address detection, usable at once); False if it was already there."""
+    (``eth0:vip``), broadcast address and ``scope`` (a name such as ``host`` / ``link`` /
+    ``global``, or a number: a VRRP ``virtual_ipaddress`` line's) if given, and for IPv6
+    ``nodad`` (``IFA_F_NODAD``: no duplicate address detection, usable at once) and
+    ``deprecated`` (``preferred_lft 0``: still received on, but never chosen as a source, RFC
+    6724 5 rule 3); False if it was already there."""
     ip, plen = _split(addr, prefixlen)
     if has_address(ifname, ip):
         return False
@@ -334,6 +342,10 @@ def add_address(
         extra["broadcast"] = broadcast
     if nodad and ":" in ip:
         extra["flags"] = IFA_F_NODAD
+    if deprecated and ":" in ip:
+        extra["preferred_lft"] = 0  # valid_lft stays forever
+    if scope is not None:
+        extra["scope"] = _SCOPES[scope] if scope in _SCOPES else int(scope)
     with _ipr() as ipr:
         ipr.addr("add", index=_ifindex(ipr, ifname), address=ip, prefixlen=plen, **extra)
     return True
@@ -389,39 +401,6 @@ def ipv6_forwarding(ifname: str) -> bool:
         return read_sysctl(f"net/ipv6/conf/{ifname}/forwarding").strip() not in ("", "0")
     except (OSError, NetcfgError):
         return False
-
-
-# ``ip addr add ... scope NAME`` (rtnetlink's rt_scope_t).
-_SCOPES = {"global": 0, "universe": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
-
-
-def add_virtual_address(
-    ifname: str,
-    addr: str,
-    prefixlen: int | None = None,
-    label: str | None = None,
-    broadcast: str | None = None,
-    scope: str | None = None,
-    nodad: bool = False,
-) -> bool:
-    """A VRRP ``virtual_ipaddress`` line: :func:`add_address` with a ``scope`` (a name such
-    as ``host`` / ``link`` / ``global``, or a number) as well; False if already there.
-    ``nodad``: as :func:`add_address` (keepalived adds every IPv6 VIP with ``IFA_F_NODAD``)."""
-    ip, plen = _split(addr, prefixlen)
-    if has_address(ifname, ip):
-        return False
-    extra: dict[str, Any] = {}
-    if label is not None:
-        extra["label"] = label
-    if broadcast is not None:
-        extra["broadcast"] = broadcast
-    if nodad and ":" in ip:
-        extra["flags"] = IFA_F_NODAD
-    if scope is not None:
-        extra["scope"] = _SCOPES[scope] if scope in _SCOPES else int(scope)
-    with _ipr() as ipr:
-        ipr.addr("add", index=_ifindex(ipr, ifname), address=ip, prefixlen=plen, **extra)
-    return True
 
 
 def interfaces_with(addr: str) -> list[str]:

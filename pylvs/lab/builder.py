@@ -28,16 +28,29 @@ def namespaces(scenario: Scenario, prefix: str) -> list[str]:
     return [prefix + SWITCH, *(prefix + node.name for node in scenario.nodes)]
 
 
-def _quiet(lab: Lab, short: str) -> None:
-    # IPv4 only: no IPv6 autoconfiguration, router solicitations or MLD reports cluttering the
-    # captures of `pylvs lab trace`. Set before the interfaces exist so they inherit it.
+def _quiet(lab: Lab, short: str, family: int = 4) -> None:
+    # Set before the interfaces exist so they inherit it. An IPv4 scenario turns IPv6 off: no
+    # IPv6 autoconfiguration, router solicitations or MLD reports cluttering the captures of
+    # `pylvs lab trace`. An IPv6 scenario (and the switch, which only bridges) keeps IPv6 on a
+    # node's interfaces but without duplicate address detection (RFC 4862 5.4: an address is
+    # "tentative", unusable, until DAD has waited a second; on a lab LAN no one else has it) and
+    # without router advertisements or autoconfiguration: the scenario's addresses and routes
+    # are all there is.
     with lab.inside(short):
         for conf in ("all", "default"):
-            netcfg.write_sysctl(f"net.ipv6.conf.{conf}.disable_ipv6", 1)
+            if family == 4:
+                netcfg.write_sysctl(f"net.ipv6.conf.{conf}.disable_ipv6", 1)
+                continue
+            netcfg.write_sysctl(f"net.ipv6.conf.{conf}.accept_dad", 0)
+            netcfg.write_sysctl(f"net.ipv6.conf.{conf}.accept_ra", 0)
+            netcfg.write_sysctl(f"net.ipv6.conf.{conf}.autoconf", 0)
 
 
 def _node_sysctls(lab: Lab, scenario: Scenario, node: Node) -> None:
     with lab.inside(node.name):
+        if node.role == "router" and scenario.family == 6:
+            # IPv6 has no rp_filter: forwarding is all a router needs.
+            netcfg.write_sysctl("net.ipv6.conf.all.forwarding", 1)
         if node.role == "router":
             netcfg.write_sysctl("net.ipv4.ip_forward", 1)
             # Replies from DR and TUN real servers carry the VIP as source and arrive from the
@@ -62,7 +75,7 @@ def build_network(lab: Lab, scenario: Scenario) -> None:
             netcfg.set_link_up(bridge_name(lan.name))
     for node in scenario.nodes:
         lab.add_netns(node.name)
-        _quiet(lab, node.name)
+        _quiet(lab, node.name, scenario.family)
         for iface in node.interfaces:
             port = node.port(iface)
             lab.veth(SWITCH, port, node.name, iface.name, addr_b=str(iface.address))
@@ -71,7 +84,8 @@ def build_network(lab: Lab, scenario: Scenario) -> None:
         _node_sysctls(lab, scenario, node)
         if node.gateway is not None:
             with lab.inside(node.name):
-                netcfg.add_route("default", node.gateway)
+                # netcfg's "default" is the IPv4 one; "::/0" is IPv6's.
+                netcfg.add_route("::/0" if scenario.family == 6 else "default", node.gateway)
     # The active director holds the VIP on its interface in the VIP's LAN and so answers the
     # router's ARP requests for it (heartbeat's IPaddr does the same on takeover). The standby
     # does not: two ARP answers would split the traffic between the directors. With heartbeat
@@ -81,4 +95,14 @@ def build_network(lab: Lab, scenario: Scenario) -> None:
         return
     director = scenario.active_director
     with lab.inside(director.name):
-        netcfg.add_address(scenario.vip_interface.name, f"{scenario.vip}/32")
+        netcfg.add_address(
+            scenario.vip_interface.name,
+            f"{scenario.vip}/{scenario.vip_prefixlen}",
+            nodad=scenario.family == 6,
+            # A /128 beats the interface's /64 in source address selection (RFC 6724 rule 8,
+            # longest matching prefix), so the director's own connections (health checks, the
+            # tunnel's outer header) would leave from the VIP, which the DR and TUN real servers
+            # hold on lo: their answers would never leave them. A deprecated VIP still receives
+            # the clients' packets but is not chosen as a source (rule 3).
+            deprecated=scenario.family == 6,
+        )

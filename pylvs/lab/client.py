@@ -42,6 +42,11 @@ class LoadResult:
         return self.ok / self.seconds if self.seconds > 0 else 0.0
 
 
+def _family(host: str) -> socket.AddressFamily:
+    """AF_INET6 for an IPv6 address (the VIP of an IPv6 scenario), AF_INET otherwise."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def _get(host: str, port: int, timeout: float) -> str:
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
@@ -109,7 +114,7 @@ def udp_echo(
     seen: Counter[str] = Counter()
     with netcfg.in_netns(ns):
         for i in range(count):
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            with socket.socket(_family(host), socket.SOCK_DGRAM) as sock:
                 sock.settimeout(timeout)
                 payload = f"ping {i}".encode()
                 for _attempt in range(3):

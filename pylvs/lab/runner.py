@@ -297,6 +297,8 @@ def up(scenario_name: str, prefix: str) -> LabState:
         for node in scenario.by_role("realserver"):
             _prepare_realserver(lab, state, scenario, node)
             argv = _python("-m", "pylvs.lab.servers", "--name", node.name)
+            if scenario.family == 6:
+                argv.append("--ipv6")
             argv += [a for port in node.http for a in ("--http", str(port))]
             argv += [a for port in node.udp_echo for a in ("--udp-echo", str(port))]
             pending.append((_start(lab, state, node.name, "servers", argv), "ready"))
@@ -1030,9 +1032,12 @@ def status(prefix: str) -> tuple[LabState, Scenario, list[NodeStatus]]:
                 name = iface.name if iface else "?"
                 row.addresses.append(f"{name} {scenario.vip} (VIP, {by})")
         elif node.role == "director" and node is scenario.active_director:
-            row.addresses.append(f"{scenario.vip_interface.name} {scenario.vip}/32 (VIP)")
+            row.addresses.append(
+                f"{scenario.vip_interface.name} {scenario.vip}/{scenario.vip_prefixlen} (VIP)"
+            )
         if node.role == "realserver" and scenario.method in ("dr", "tun"):
-            row.addresses.append(f"lo {scenario.vip}/32 (VIP, ARP suppressed)")
+            suppressed = "not advertised" if scenario.family == 6 else "ARP suppressed"
+            row.addresses.append(f"lo {scenario.vip}/{scenario.vip_prefixlen} (VIP, {suppressed})")
         row.processes = [
             (r.what, r.pid, _alive(r.pid)) for r in state.processes if r.node == node.name
         ]

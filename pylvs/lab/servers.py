@@ -2,9 +2,10 @@
 
 ``python -m pylvs.lab.servers --name rs1 --http 80 --udp-echo 7`` serves HTTP on every ``--http``
 port and UDP echo on every ``--udp-echo`` port, on all addresses (the VIP in DR and TUN, the real
-server's own address in NAT), until SIGTERM. Every HTTP answer is ``<name>\\n`` with an
-``X-Real-Server: <name>`` header, so a client sees which real server the director picked; a UDP
-reply is ``<name> `` followed by the datagram. It prints ``ready`` once all sockets listen.
+server's own address in NAT), until SIGTERM; with ``--ipv6`` on all IPv6 addresses instead (an
+IPv6 scenario). Every HTTP answer is ``<name>\\n`` with an ``X-Real-Server: <name>`` header, so
+a client sees which real server the director picked; a UDP reply is ``<name> `` followed by the
+datagram. It prints ``ready`` once all sockets listen.
 
 ``GET /data/N`` answers N bytes of deterministic data (:func:`data_chunks`, the same on every
 real server, so a client can check what it got with :func:`data_sha256`), and
@@ -67,7 +68,7 @@ def data_path(size: int, rate: int | None = None) -> str:
     return f"/data/{size}" + (f"?rate={rate}" if rate else "")
 
 
-def make_http_server(name: str, port: int) -> ThreadingHTTPServer:
+def make_http_server(name: str, port: int, ipv6: bool = False) -> ThreadingHTTPServer:
     body = f"{name}\n".encode()
 
     class Handler(BaseHTTPRequestHandler):
@@ -128,8 +129,9 @@ def make_http_server(name: str, port: int) -> ThreadingHTTPServer:
     class Server(ThreadingHTTPServer):
         daemon_threads = True
         request_queue_size = 256  # bursts of parallel clients must not overflow the backlog
+        address_family = socket.AF_INET6 if ipv6 else socket.AF_INET
 
-    return Server(("0.0.0.0", port), Handler)
+    return Server(("::" if ipv6 else "0.0.0.0", port), Handler)
 
 
 # IP_PKTINFO (include/uapi/linux/in.h); struct in_pktinfo {int ifindex; in_addr spec_dst, addr}.
@@ -156,19 +158,44 @@ def _udp_echo(sock: socket.socket, prefix: bytes) -> None:
         sock.sendmsg([prefix + data], cmsg, 0, peer)
 
 
+# IPV6_RECVPKTINFO / IPV6_PKTINFO (RFC 3542 6.1): struct in6_pktinfo {in6_addr addr; int ifindex}.
+_PKTINFO6 = struct.Struct("16si")
+
+
+def _udp_echo6(sock: socket.socket, prefix: bytes) -> None:
+    """:func:`_udp_echo` for IPv6: IPV6_PKTINFO gives the datagram's destination (the VIP in DR
+    and TUN) and sets it as the reply's source."""
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+    while True:
+        data, ancdata, _flags, peer = sock.recvmsg(65535, socket.CMSG_SPACE(_PKTINFO6.size))
+        local = bytes(16)
+        for level, kind, value in ancdata:
+            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+                local = _PKTINFO6.unpack(value[: _PKTINFO6.size])[0]
+        cmsg = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, _PKTINFO6.pack(local, 0))]
+        sock.sendmsg([prefix + data], cmsg, 0, peer)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="lab real server: HTTP and UDP echo naming this host")
     p.add_argument("--name", required=True)
     p.add_argument("--http", type=int, action="append", default=[], metavar="PORT")
     p.add_argument("--udp-echo", type=int, action="append", default=[], metavar="PORT")
+    p.add_argument("--ipv6", action="store_true", help="serve on IPv6 (::) instead of IPv4")
     args = p.parse_args(argv)
-    servers = [make_http_server(args.name, port) for port in args.http]
+    servers = [make_http_server(args.name, port, args.ipv6) for port in args.http]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     for port in args.udp_echo:
+        prefix = f"{args.name} ".encode()
+        if args.ipv6:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(("::", port))
+            threading.Thread(target=_udp_echo6, args=(sock, prefix), daemon=True).start()
+            continue
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("0.0.0.0", port))
-        prefix = f"{args.name} ".encode()
         threading.Thread(target=_udp_echo, args=(sock, prefix), daemon=True).start()
     stop = threading.Event()
 

@@ -46,6 +46,11 @@ class ShowError(Exception):
     """A picture cannot be made (no graphviz, unknown format)."""
 
 
+def _hostport(addr: str, port: int) -> str:
+    """``192.0.2.100:80``, ``[2001:db8:2::100]:80`` (as ipvsadm -Ln writes them)."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
 def _node_label(scenario: Scenario, node: Node) -> str:
     role = node.role
     if node.role == "director" and scenario.vrrp is not None:
@@ -61,14 +66,16 @@ def services_text(scenario: Scenario) -> list[str]:
     for spec, dests in scenario.services:
         extra = f" persistent {spec.timeout}" if spec.persistent else ""
         lines.append(
-            f"{_PROTO.get(spec.protocol, spec.protocol)}  {spec.addr}:{spec.port} "
+            f"{_PROTO.get(spec.protocol, spec.protocol)}  {_hostport(spec.addr, spec.port)} "
             f"{spec.scheduler}{extra}"
         )
         for dest in dests:
             owner = scenario.owner_of(dest.addr)
             name = owner[0].name if owner else "?"
             label = FwdMethod(dest.fwd).label
-            lines.append(f"  -> {dest.addr}:{dest.port} ({name}) {label} weight {dest.weight}")
+            lines.append(
+                f"  -> {_hostport(dest.addr, dest.port)} ({name}) {label} weight {dest.weight}"
+            )
     return lines
 
 
@@ -259,7 +266,10 @@ def hints(scenario: Scenario, prefix: str) -> str:
     lines = [
         "look around:",
         f"  {lab} status",
-        f"  {lab} exec {client} -- curl -s http://{scenario.vip}/",
+        # curl -g: the brackets of an IPv6 URL are not a glob.
+        f"  {lab} exec {client} -- curl -g -s 'http://[{scenario.vip}]/'"
+        if ":" in scenario.vip
+        else f"  {lab} exec {client} -- curl -s http://{scenario.vip}/",
         f"  {lab} http -n 1000",
         f"  {lab} exec {director} -- pylvsadm -Ln --stats",
         f"  {lab} trace",

@@ -7,7 +7,8 @@ it (``ha.cf``, ``authkeys``, ``haresources``) that makes the directors a heartbe
 resource is the VIP. Instead of the ``pylvs.toml`` (and of heartbeat), a keepalived directory
 beside the scenario may hold one ``keepalived.conf`` per director, ``<node>.conf``: each director
 runs ``pylvsd --config <node>.conf``, its ``virtual_server``s the IPVS table and its
-``vrrp_instance`` the VIP. The loader checks everything it can before
+``vrrp_instance`` the VIP. A scenario is IPv4 or IPv6 (every LAN, address, gateway and the VIP of
+one family: :attr:`Scenario.family`). The loader checks everything it can before
 anything is built, so a mistake in a file is reported with the file's name and the field at fault
 instead of as a half-built lab. The file format is described in ``netns-lab/README.md``.
 """
@@ -75,14 +76,14 @@ class Lan:
     """A layer-2 segment: a bridge in the switch namespace."""
 
     name: str
-    subnet: ipaddress.IPv4Network
+    subnet: ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
 class Interface:
     name: str
     lan: str
-    address: ipaddress.IPv4Interface
+    address: ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
     @property
     def ip(self) -> str:
@@ -170,13 +171,23 @@ class Scenario:
     @property
     def vip_interface(self) -> Interface:
         """The active director's interface on the VIP's LAN (the loader checks there is one)."""
-        vip = ipaddress.IPv4Address(self.vip)
+        vip = ipaddress.ip_address(self.vip)
         return next(i for i in self.active_director.interfaces if vip in i.address.network)
 
     def vip_interface_of(self, node: Node) -> Interface | None:
         """``node``'s interface on the VIP's LAN (every director has one), or None."""
-        vip = ipaddress.IPv4Address(self.vip)
+        vip = ipaddress.ip_address(self.vip)
         return next((i for i in node.interfaces if vip in i.address.network), None)
+
+    @property
+    def family(self) -> int:
+        """4 or 6: the IP version of every address of the scenario (the loader checks)."""
+        return ipaddress.ip_address(self.vip).version
+
+    @property
+    def vip_prefixlen(self) -> int:
+        """The VIP is a host address: /32, /128 for IPv6."""
+        return 128 if self.family == 6 else 32
 
     def lan(self, name: str) -> Lan:
         return next(lan for lan in self.lans if lan.name == name)
@@ -280,12 +291,17 @@ def _parse_lans(r: _Reader, data: dict[str, Any]) -> tuple[Lan, ...]:
         if not _LAN_NAME.match(name):
             raise r.fail(f"{where}name {name!r}: use a-z and digits, at most 10 characters")
         try:
-            subnet = ipaddress.IPv4Network(r.get(table, "subnet", str, where))
+            subnet = ipaddress.ip_network(r.get(table, "subnet", str, where))
         except ValueError as exc:
             raise r.fail(f"{where}subnet: {exc}") from None
         if any(lan.name == name for lan in lans):
             raise r.fail(f"{where}name: LAN {name!r} is defined twice")
         for other in lans:
+            if subnet.version != other.subnet.version:
+                raise r.fail(
+                    f"{where}subnet {subnet} is IPv{subnet.version} but LAN {other.name!r} is "
+                    f"IPv{other.subnet.version} ({other.subnet}): a scenario is IPv4 or IPv6"
+                )
             if subnet.overlaps(other.subnet):
                 raise r.fail(f"{where}subnet {subnet} overlaps LAN {other.name!r} ({other.subnet})")
         lans.append(Lan(name, subnet))
@@ -319,11 +335,16 @@ def _parse_node(r: _Reader, i: int, table: Any, lans: dict[str, Lan]) -> Node:
             raise r.fail(f"{iwhere}lan {lan_name!r} is not defined")
         text = r.get(spec, "address", str, iwhere)
         if "/" not in text:
-            raise r.fail(f"{iwhere}address {text!r} needs a prefix length (e.g. /24)")
+            raise r.fail(f"{iwhere}address {text!r} needs a prefix length (e.g. /24, /64)")
         try:
-            address = ipaddress.IPv4Interface(text)
+            address = ipaddress.ip_interface(text)
         except ValueError as exc:
             raise r.fail(f"{iwhere}address: {exc}") from None
+        if address.version != lans[lan_name].subnet.version:
+            raise r.fail(
+                f"{iwhere}address {text} is IPv{address.version} but LAN {lan_name!r} is "
+                f"IPv{lans[lan_name].subnet.version} ({lans[lan_name].subnet})"
+            )
         if address.ip not in lans[lan_name].subnet or address.network != lans[lan_name].subnet:
             raise r.fail(
                 f"{iwhere}address {text} is not in LAN {lan_name!r} ({lans[lan_name].subnet})"
@@ -337,9 +358,10 @@ def _parse_node(r: _Reader, i: int, table: Any, lans: dict[str, Lan]) -> Node:
     if gateway is not None:
         gateway = r.get(table, "gateway", str, where)
         try:
-            gw = ipaddress.IPv4Address(gateway)
+            gw = ipaddress.ip_address(gateway)
         except ValueError as exc:
             raise r.fail(f"{where}gateway: {exc}") from None
+        gateway = str(gw)  # the canonical text (IPv6: compressed, lower case)
         if not any(gw in iface.address.network for iface in ifaces):
             raise r.fail(f"{where}gateway {gateway} is not on any of the node's LANs")
     standby = r.get(table, "standby", bool, where, default=False)
@@ -368,10 +390,15 @@ def parse_scenario(text: str, path: Path) -> Scenario:
         raise r.fail(f"method {method!r} is not one of {', '.join(METHODS)}")
     vip_text = r.get(data, "vip", str, "")
     try:
-        vip = ipaddress.IPv4Address(vip_text)
+        vip = ipaddress.ip_address(vip_text)
     except ValueError as exc:
         raise r.fail(f"vip: {exc}") from None
     lans = _parse_lans(r, data)
+    if lans and lans[0].subnet.version != vip.version:
+        raise r.fail(
+            f"vip {vip} is IPv{vip.version} but the LANs are IPv{lans[0].subnet.version}: "
+            "a scenario is IPv4 or IPv6"
+        )
     lan_map = {lan.name: lan for lan in lans}
     nodes: list[Node] = []
     for i, table in enumerate(r.get(data, "node", list, "")):
@@ -537,7 +564,7 @@ def _check_heartbeat(r: _Reader, ha_name: str, ha_dir: Path, nodes: list[Node], 
             f"heartbeat {ha_name}/haresources: the vip's group prefers {group.node}, but the "
             f"active (not standby) director is {active.name}"
         )
-    vip_ip = ipaddress.IPv4Address(vip)
+    vip_ip = ipaddress.ip_address(vip)
     for res in group.resources:
         if res.name not in ("IPaddr", "IPaddr2"):
             continue
@@ -630,7 +657,7 @@ def _check_keepalived(
             )
         names = [i.name for i in director.interfaces]
         vip_iface = next(
-            i for i in director.interfaces if ipaddress.IPv4Address(vip) in i.address.network
+            i for i in director.interfaces if ipaddress.ip_address(vip) in i.address.network
         )
         holding = [
             vi for vi in ka.vrrp_instances if any(a.addr == vip for a in vi.virtual_ipaddress)

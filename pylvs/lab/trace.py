@@ -14,6 +14,12 @@ forwarding methods, seen on the wire:
   goes from the real server straight to the router.
 * TUN: the director wraps the packet in a second IP header to the real server; the reply goes
   straight back, as in DR.
+
+IPv6 (the ``nat6``, ``dr6``, ``tun6`` scenarios) reads the same way: NAT66 rewrites the IPv6
+addresses, DR only the MAC, and the tunnels are named by their two families (IPIP: IPv4 in IPv4,
+IP6IP6 and IPIP6: IPv6 and IPv4 in IPv6, SIT: IPv6 in IPv4); the TTL is the hop limit there. ICMP
+and ICMPv6 errors quoting a packet of the connection (Packet Too Big, unreachable) are a stage of
+their own; neighbour discovery and echo are decoded but never part of a connection.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ __all__ = [
     "changes",
     "decode_frame",
     "format_trace",
+    "icmp_errors",
     "pick_stages",
     "read_capture",
     "run_trace",
@@ -50,7 +57,33 @@ __all__ = [
 
 _TCP_FLAGS = ((0x02, "S"), (0x10, "A"), (0x08, "P"), (0x01, "F"), (0x04, "R"))
 _SYN, _ACK = 0x02, 0x10
-_IPPROTO_IPIP = 4
+_IPPROTO_IPIP = 4  # IPv4 inside (IPv4 in IPv4: "ipip"; in IPv6: "ipip6", RFC 2473)
+_IPPROTO_TCP, _IPPROTO_UDP = 6, 17
+_IPPROTO_IPV6 = 41  # IPv6 inside (in IPv6: "ip6ip6", RFC 2473; in IPv4: "sit", RFC 4213)
+# (outer is IPv6, inner is IPv6) -> the name of the tunnel; Linux's names for its devices.
+_TUNNELS = {
+    (False, False): "IPIP",
+    (False, True): "SIT",
+    (True, False): "IPIP6",
+    (True, True): "IP6IP6",
+}
+_ICMP_TYPES = {0: "echo-reply", 3: "unreachable", 8: "echo-request", 11: "time-exceeded"}
+_ICMP_ERRORS = (3, 4, 11, 12)
+# RFC 4443 2.1 and RFC 4861 4: the error messages (types 1-4) are the ones IPVS relays.
+_ICMP6_TYPES = {
+    1: "unreachable",
+    2: "packet-too-big",
+    3: "time-exceeded",
+    4: "parameter-problem",
+    128: "echo-request",
+    129: "echo-reply",
+    133: "router-solicitation",
+    134: "router-advertisement",
+    135: "neighbor-solicitation",
+    136: "neighbor-advertisement",
+    137: "redirect",
+}
+_ICMP6_ERRORS = (1, 2, 3, 4)
 _RAW_LINKTYPES = (12, 14, 101)  # DLT_RAW on the various platforms, LINKTYPE_RAW in files
 _TUN_DEVICE = "pylvs-tun0"  # the userspace IPIP decapsulator's TUN device (pylvs realserver)
 
@@ -75,15 +108,18 @@ class Seen:
     direction: str  # "sent" or "recv"
     eth_src: str | None
     eth_dst: str | None
-    outer: tuple[str, str, int] | None  # IPIP outer src, dst, ttl
+    outer: tuple[str, str, int] | None  # IP-in-IP outer src, dst, ttl (hop limit)
     src: str
     dst: str
     ttl: int
     proto: str
     sport: int
     dport: int
-    flags: str = ""
+    flags: str = ""  # TCP flags; for ICMP the type's name (sport, dport: type, code)
     length: int = 0
+    version: int = 4  # of the (inner) IP header
+    tunnel: str = ""  # with ``outer``: IPIP, IP6IP6, IPIP6 (IPv4 in IPv6) or SIT (IPv6 in IPv4)
+    quoted: tuple[str, str, int, int] | None = None  # an ICMP error's packet: src, dst, ports
 
     def headers(self) -> tuple[object, ...]:
         """Everything the wire shows, without where and when it was seen."""
@@ -128,39 +164,100 @@ def _flags(value: int) -> str:
     return "".join(letter for bit, letter in _TCP_FLAGS if value & bit)
 
 
+def _addr(raw: bytes) -> str:
+    """An IPv4 (4 bytes) or IPv6 (16 bytes) address as text (IPv6 compressed, RFC 5952)."""
+    return socket.inet_ntop(socket.AF_INET6 if len(raw) == 16 else socket.AF_INET, raw)
+
+
+def _hops(ip: dpkt.ip.IP | dpkt.ip6.IP6) -> int:
+    """IPv4's TTL or IPv6's hop limit (RFC 8200 3: the same job, another name)."""
+    return int(ip.hlim) if isinstance(ip, dpkt.ip6.IP6) else int(ip.ttl)
+
+
+def _parse_ip(data: bytes) -> dpkt.ip.IP | dpkt.ip6.IP6 | None:
+    """A raw IP packet, by the version in its first nibble."""
+    if not data:
+        return None
+    try:
+        if data[0] >> 4 == 6:
+            return dpkt.ip6.IP6(data)
+        if data[0] >> 4 == 4:
+            return dpkt.ip.IP(data)
+    except (dpkt.UnpackError, ValueError):
+        return None
+    return None
+
+
+def _inner(ip: dpkt.ip.IP | dpkt.ip6.IP6) -> dpkt.ip.IP | dpkt.ip6.IP6 | None:
+    """The packet carried by an IP-in-IP packet (dpkt may have decoded it already)."""
+    if isinstance(ip.data, (dpkt.ip.IP, dpkt.ip6.IP6)):
+        return ip.data
+    return _parse_ip(bytes(ip.data))
+
+
+def _quoted(icmp: dpkt.icmp.ICMP | dpkt.icmp6.ICMP6) -> tuple[str, str, int, int] | None:
+    """The start of the packet an ICMP error quotes (RFC 792, RFC 4443 2.4: as much of the
+    offending packet as fits): its addresses and, for TCP/UDP, its ports."""
+    # Both ICMP error bodies are 4 bytes (unused, or the MTU of Packet Too Big) and the packet.
+    body = bytes(icmp.data)[4:] if not isinstance(icmp.data, bytes) else icmp.data[4:]
+    inner = _parse_ip(body)
+    if inner is None:
+        return None
+    sport = dport = 0
+    l4 = bytes(inner.data) if not isinstance(inner.data, bytes) else inner.data
+    if inner.p in (_IPPROTO_TCP, _IPPROTO_UDP) and len(l4) >= 4:
+        sport, dport = int.from_bytes(l4[0:2], "big"), int.from_bytes(l4[2:4], "big")
+    return _addr(inner.src), _addr(inner.dst), sport, dport
+
+
 def decode_frame(
     data: bytes, node: str, iface: str, own_mac: str | None, ts: float, raw: bool = False
 ) -> Seen | None:
     """An Ethernet frame (or a raw IP packet from a TUN device) -> :class:`Seen`; None if it is
-    not IPv4 TCP/UDP (nor IPIP carrying it)."""
+    not IPv4 or IPv6 TCP/UDP/ICMP (nor an IP-in-IP packet carrying one)."""
     eth_src = eth_dst = None
     try:
         if raw:
-            ip = dpkt.ip.IP(data)
+            ip = _parse_ip(data)
         else:
             eth = dpkt.ethernet.Ethernet(data)
             eth_src, eth_dst = _mac(eth.src), _mac(eth.dst)
             ip = eth.data
     except (dpkt.UnpackError, ValueError):
         return None
-    if not isinstance(ip, dpkt.ip.IP):
+    if not isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)):
         return None
     outer = None
-    if ip.p == _IPPROTO_IPIP:
-        outer = (socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst), int(ip.ttl))
-        try:
-            ip = ip.data if isinstance(ip.data, dpkt.ip.IP) else dpkt.ip.IP(bytes(ip.data))
-        except (dpkt.UnpackError, ValueError):
+    tunnel = ""
+    if ip.p in (_IPPROTO_IPIP, _IPPROTO_IPV6):
+        # IPVS's tunnel mode (ip_vs_tunnel_xmit, ip_vs_tunnel_xmit_v6) wraps the packet in an
+        # outer header of the real server's family: one of the four kinds below.
+        outer_v6 = isinstance(ip, dpkt.ip6.IP6)
+        inner = _inner(ip)
+        if inner is None:
             return None
+        tunnel = _TUNNELS[(outer_v6, isinstance(inner, dpkt.ip6.IP6))]
+        outer = (_addr(ip.src), _addr(ip.dst), _hops(ip))
+        ip = inner
     l4 = ip.data
+    quoted = None
     if isinstance(l4, dpkt.tcp.TCP):
-        proto, flags = "TCP", _flags(l4.flags)
+        proto, flags, sport, dport = "TCP", _flags(l4.flags), int(l4.sport), int(l4.dport)
     elif isinstance(l4, dpkt.udp.UDP):
-        proto, flags = "UDP", ""
+        proto, flags, sport, dport = "UDP", "", int(l4.sport), int(l4.dport)
+    elif isinstance(l4, (dpkt.icmp.ICMP, dpkt.icmp6.ICMP6)):
+        v6 = isinstance(l4, dpkt.icmp6.ICMP6)
+        proto = "ICMPv6" if v6 else "ICMP"
+        names = _ICMP6_TYPES if v6 else _ICMP_TYPES
+        flags = names.get(int(l4.type), f"type {int(l4.type)}")
+        sport, dport = int(l4.type), int(l4.code)
+        if int(l4.type) in (_ICMP6_ERRORS if v6 else _ICMP_ERRORS):
+            quoted = _quoted(l4)
     else:
         return None
     # What the decapsulator writes into a TUN device is received by the kernel.
     direction = "sent" if not raw and eth_src == own_mac else "recv"
+    payload = l4.data if isinstance(l4.data, bytes) else bytes(l4.data)
     return Seen(
         time=ts,
         node=node,
@@ -169,19 +266,22 @@ def decode_frame(
         eth_src=eth_src,
         eth_dst=eth_dst,
         outer=outer,
-        src=socket.inet_ntoa(ip.src),
-        dst=socket.inet_ntoa(ip.dst),
-        ttl=int(ip.ttl),
+        src=_addr(ip.src),
+        dst=_addr(ip.dst),
+        ttl=_hops(ip),
         proto=proto,
-        sport=int(l4.sport),
-        dport=int(l4.dport),
+        sport=sport,
+        dport=dport,
         flags=flags,
-        length=len(l4.data),
+        length=len(payload),
+        version=6 if isinstance(ip, dpkt.ip6.IP6) else 4,
+        tunnel=tunnel,
+        quoted=quoted,
     )
 
 
 def read_capture(capture: Capture) -> list[Seen]:
-    """Every IPv4 TCP/UDP packet of one pcap file."""
+    """Every IPv4 and IPv6 TCP/UDP/ICMP packet of one pcap file."""
     seen = []
     with open(capture.pcap, "rb") as f:
         try:
@@ -219,13 +319,33 @@ def pick_stages(seen: list[Seen], client_ip: str, cport: int, proto: str) -> lis
         first = [s for s in to_server if s.length]
         second = [s for s in to_client if s.length]
         titles = ("UDP request: client -> virtual service", "UDP reply: the answer")
-    stages = []
-    for title, items in zip(titles, (first, second), strict=True):
-        once: dict[tuple[str, str, str], Seen] = {}
-        for item in _order(items):
-            once.setdefault((item.node, item.iface, item.direction), item)
-        stages.append(Stage(title, _order(list(once.values()))))
+    stages = [_once(title, items) for title, items in zip(titles, (first, second), strict=True)]
+    errors = icmp_errors(seen, client_ip, cport)
+    if errors:
+        stages.append(_once("ICMP errors about this connection", errors))
     return stages
+
+
+def _once(title: str, items: list[Seen]) -> Stage:
+    once: dict[tuple[str, str, str], Seen] = {}
+    for item in _order(items):
+        once.setdefault((item.node, item.iface, item.direction), item)
+    return Stage(title, _order(list(once.values())))
+
+
+def icmp_errors(seen: list[Seen], client_ip: str, cport: int) -> list[Seen]:
+    """The ICMP and ICMPv6 errors (unreachable, packet too big, ...) that quote a packet of the
+    client's connection, in either direction: IPVS relays them to the other side
+    (ip_vs_in_icmp, ip_vs_in_icmp_v6), rewritten as the connection's packets are."""
+    return [
+        s
+        for s in seen
+        if s.quoted is not None
+        and (
+            (s.quoted[0] == client_ip and s.quoted[2] == cport)
+            or (s.quoted[1] == client_ip and s.quoted[3] == cport)
+        )
+    ]
 
 
 def changes(prev: Seen | None, cur: Seen, mac_names: dict[str, str], method: str = "") -> list[str]:
@@ -233,29 +353,39 @@ def changes(prev: Seen | None, cur: Seen, mac_names: dict[str, str], method: str
     if prev is None:
         return []
     notes = []
+    hops = "hop limit" if cur.version == 6 else "TTL"
     if cur.outer is not None and prev.outer is None:
-        notes.append(f"IPIP header added: {cur.outer[0]} > {cur.outer[1]}, packet inside unchanged")
+        notes.append(
+            f"{cur.tunnel} header added: {cur.outer[0]} > {cur.outer[1]}, packet inside unchanged"
+        )
     elif cur.outer is None and prev.outer is not None:
-        notes.append("IPIP header removed")
+        notes.append(f"{prev.tunnel} header removed")
     elif cur.outer != prev.outer and cur.outer is not None and prev.outer is not None:
         if cur.outer[:2] != prev.outer[:2]:
             notes.append(
-                f"IPIP header {prev.outer[0]} > {prev.outer[1]} -> {cur.outer[0]} > {cur.outer[1]}"
+                f"{cur.tunnel} header {prev.outer[0]} > {prev.outer[1]} -> "
+                f"{cur.outer[0]} > {cur.outer[1]}"
             )
         if cur.outer[2] != prev.outer[2]:
-            notes.append(f"outer TTL {prev.outer[2]} -> {cur.outer[2]}")
+            outer_hops = "hop limit" if ":" in cur.outer[0] else "TTL"
+            notes.append(f"outer {outer_hops} {prev.outer[2]} -> {cur.outer[2]}")
+    addresses_changed = bool(notes)
+    # IPVS's NAT for IPv6 (ip_vs_nat_xmit_v6) is NAT66: the same one-to-one rewrite as for IPv4.
+    nat = ", NAT66" if cur.version == 6 else ""
     if cur.dst != prev.dst:
-        tag = " (DNAT)" if method == "nat" else ""
+        tag = f" (DNAT{nat})" if method == "nat" else ""
         notes.append(f"IP dst {prev.dst} -> {cur.dst}{tag}")
+        addresses_changed = True
     if cur.src != prev.src:
-        tag = " (SNAT)" if method == "nat" else ""
+        tag = f" (SNAT{nat})" if method == "nat" else ""
         notes.append(f"IP src {prev.src} -> {cur.src}{tag}")
+        addresses_changed = True
     if (cur.sport, cur.dport) != (prev.sport, prev.dport):
         notes.append(f"ports {prev.sport} > {prev.dport} -> {cur.sport} > {cur.dport}")
     if cur.ttl != prev.ttl:
-        notes.append(f"TTL {prev.ttl} -> {cur.ttl}")
+        notes.append(f"{hops} {prev.ttl} -> {cur.ttl}")
     new_link = (cur.eth_src, cur.eth_dst) != (prev.eth_src, prev.eth_dst)
-    same_addresses = not any(n.startswith(("IP ", "IPIP")) for n in notes)
+    same_addresses = not addresses_changed
     if cur.eth_dst is not None and prev.eth_dst is not None and new_link and same_addresses:
         # Only the link layer is new: a router's hop, or a DR director's MAC rewrite.
         notes.append(f"new Ethernet header: to {_name(cur.eth_dst, mac_names)}")
@@ -268,10 +398,22 @@ def _name(mac: str | None, mac_names: dict[str, str]) -> str:
     return mac_names.get(mac, mac)
 
 
+def _endpoint(addr: str, port: int) -> str:
+    """``192.0.2.1:80``, ``[2001:db8::1]:80`` (RFC 5952 6: brackets around an IPv6 address)."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
 def _ip_column(s: Seen) -> str:
-    inner = f"{s.src}:{s.sport} > {s.dst}:{s.dport}"
+    if s.proto in ("ICMP", "ICMPv6"):
+        inner = f"{s.src} > {s.dst} {s.proto} {s.flags}"
+        if s.quoted is not None:
+            q = s.quoted
+            inner += f" about {_endpoint(q[0], q[2])} > {_endpoint(q[1], q[3])}"
+    else:
+        inner = f"{_endpoint(s.src, s.sport)} > {_endpoint(s.dst, s.dport)}"
     if s.outer is not None:
-        return f"[IPIP {s.outer[0]} > {s.outer[1]} ttl {s.outer[2]}] {inner}"
+        hops = "hlim" if ":" in s.outer[0] else "ttl"
+        return f"[{s.tunnel} {s.outer[0]} > {s.outer[1]} {hops} {s.outer[2]}] {inner}"
     return inner
 
 
@@ -293,8 +435,8 @@ def format_trace(result: TraceResult) -> str:
             eth = f"{_name(s.eth_src, result.mac_names)} > {_name(s.eth_dst, result.mac_names)}"
             if s.eth_src is None:
                 eth = "(no Ethernet: TUN device)"
-            flags = f" [{s.flags}]" if s.flags else ""
-            headers = f"{_ip_column(s)}{flags} ttl {s.ttl}"
+            flags = f" [{s.flags}]" if s.flags and not s.proto.startswith("ICMP") else ""
+            headers = f"{_ip_column(s)}{flags} {'hlim' if s.version == 6 else 'ttl'} {s.ttl}"
             line = f"  {k:>2} {where:<18} {s.direction:<4}  {eth:<31} {headers}"
             if prev is not None and s.direction == "recv" and s.headers() == prev.headers():
                 line = f"  {k:>2} {where:<18} recv  (the same frame)"
@@ -316,16 +458,21 @@ def format_trace(result: TraceResult) -> str:
 # -- capturing ------------------------------------------------------------------------------
 
 
+def _family(vip: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in vip else socket.AF_INET
+
+
 def _exchange_tcp(ns: str, vip: str, port: int) -> tuple[str, int, str]:
     """One HTTP GET from namespace ``ns``; returns (client address, client port, server name)."""
     with netcfg.in_netns(ns):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(_family(vip), socket.SOCK_STREAM)
     with sock:
         sock.settimeout(5.0)
         try:
             sock.connect((vip, port))
-            caddr, cport = sock.getsockname()
-            sock.sendall(f"GET / HTTP/1.0\r\nHost: {vip}\r\n\r\n".encode())
+            caddr, cport = sock.getsockname()[:2]  # IPv6: (addr, port, flowinfo, scope_id)
+            host = f"[{vip}]" if ":" in vip else vip
+            sock.sendall(f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
             data = b""
             while chunk := sock.recv(65536):
                 data += chunk
@@ -337,11 +484,11 @@ def _exchange_tcp(ns: str, vip: str, port: int) -> tuple[str, int, str]:
 
 def _exchange_udp(ns: str, vip: str, port: int) -> tuple[str, int, str]:
     with netcfg.in_netns(ns):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock = socket.socket(_family(vip), socket.SOCK_DGRAM)
     with sock:
         sock.settimeout(2.0)
         sock.connect((vip, port))
-        caddr, cport = sock.getsockname()
+        caddr, cport = sock.getsockname()[:2]
         for _attempt in range(3):
             try:
                 sock.send(b"trace")
@@ -400,7 +547,7 @@ def run_trace(
             argv = [
                 "ip", "netns", "exec", node_netns(prefix, point.node),
                 "tcpdump", "-i", point.iface, "-n", "-U", "--immediate-mode", "-s", "256",
-                "--time-stamp-precision=nano", "-w", point.pcap, "ip",
+                "--time-stamp-precision=nano", "-w", point.pcap, "ip", "or", "ip6",
             ]  # fmt: skip
             with err.open("w") as errf:
                 proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errf)
@@ -456,7 +603,7 @@ def run_trace(
         scenario=scenario.name,
         method=scenario.method,
         vip=scenario.vip,
-        client=f"{client} {caddr}:{cport}",
+        client=f"{client} {_endpoint(caddr, cport)}",
         server=server,
         stages=pick_stages(seen, caddr, cport, proto),
         mac_names=mac_names,

@@ -84,8 +84,8 @@ def build_lab6(lab: Lab, n_real: int = 3) -> Lab6:
     return topo
 
 
-def _listening(lab: Lab, short: str, proto: str, port: int) -> bool:
-    table = lab.run(short, ["cat", f"/proc/net/{proto}6"]).stdout.decode()
+def _listening(lab: Lab, short: str, proto: str, port: int, v6: bool = True) -> bool:
+    table = lab.run(short, ["cat", f"/proc/net/{proto}{'6' if v6 else ''}"]).stdout.decode()
     want = "0A" if proto == "tcp" else "07"
     return any(
         line.split()[1].endswith(f":{port:04X}") and line.split()[3] == want
@@ -100,14 +100,17 @@ def start_socat(
 
     TCP: one child per connection (``fork``). UDP: ``UDP6-LISTEN`` serves the first client's
     flow only, which is one flow per real server in these tests; it is bound to the address
-    the clients use (the VIP for DR/TUN, the RIP for NAT), so replies leave from it."""
+    the clients use (the VIP for DR/TUN, the RIP for NAT), so replies leave from it. An IPv4
+    ``bind`` gives the IPv4 server (``TCP4-LISTEN``/``UDP4-LISTEN``), for dual-stack labs."""
     name = f"printf '%-{ID_LEN}s' {short}; exec cat"
+    v6 = ":" in bind
+    family, host = ("6", f"[{bind}]") if v6 else ("4", bind)
     if proto == "tcp":
-        listen = f"TCP6-LISTEN:{port},bind=[{bind}],reuseaddr,fork"
+        listen = f"TCP{family}-LISTEN:{port},bind={host},reuseaddr,fork"
     else:
-        listen = f"UDP6-LISTEN:{port},bind=[{bind}],reuseaddr"
+        listen = f"UDP{family}-LISTEN:{port},bind={host},reuseaddr"
     proc = lab.popen(short, ["socat", "-T", "30", listen, f"SYSTEM:{name}"])
-    wait_until(lambda: _listening(lab, short, proto, port), what=f"socat in {short}")
+    wait_until(lambda: _listening(lab, short, proto, port, v6), what=f"socat in {short}")
     return proc
 
 
@@ -172,9 +175,10 @@ def farm6(tmp_path: Path, backend: str, mode: str, proto: str) -> Iterator[Farm6
 
 def tcp6_exchange(lab: Lab, addr: str, payload: bytes, port: int = PORT) -> tuple[str, bytes]:
     """Connect from the client, read the server's name, send ``payload``, half-close, read the
-    echo to EOF."""
+    echo to EOF. An IPv4 ``addr`` connects over IPv4 (dual-stack labs)."""
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
     with lab.inside("c"):
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(10.0)
     with sock:
         sock.connect((addr, port))

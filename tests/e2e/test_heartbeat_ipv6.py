@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -21,7 +22,8 @@ VIP6 = "2001:db8:78::100"
 VIP6_FULL = "2001:db8:78:0:0:0:0:100"
 ADDRS = {"a": "10.78.0.1", "b": "10.78.0.2", "c": "10.78.0.10"}
 ADDR6 = {"a": "2001:db8:78::1", "b": "2001:db8:78::2", "c": "2001:db8:78::10"}
-PING6 = ["ping6", "-c", "1", "-w", "2", VIP6]  # GNU inetutils ping6
+# GNU inetutils has ping6; iputils has only ping -6 (both take -c and -w)
+PING6 = [*(["ping6"] if shutil.which("ping6") else ["ping", "-6"]), "-c", "1", "-w", "2", VIP6]
 SECRET = "pylvs-v6-test"
 
 

@@ -14,7 +14,8 @@ kernel loads IPVS on demand; also through the control client), and only then the
 director's ``lo:1``: the service is added while the director has no route to its address. 32
 random bytes are sent with socat and compared with cmp. The kernel has no ``ipip`` module here,
 so for tunnel mode the real server runs pylvs's userspace decapsulator once the script's steps
-are done (it finds the VIP the script put on ``lo``).
+are done (it finds the VIP the script put on ``lo``). The steps take the script's addresses as a
+:class:`Family`; test_selftest_v6.py runs them with IPv6 ones.
 """
 
 from __future__ import annotations
@@ -25,39 +26,74 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from lvslab import REPO, pylvs_argv, read_line, start_daemon
 
 from pylvs.core.control import DestSpec, ServiceSpec
-from pylvs.core.service import IPPROTO_TCP, FwdMethod
+from pylvs.core.service import AF_INET, AF_INET6, IPPROTO_TCP, FwdMethod
 from pylvs.ctl import ControlClient, connect_if_running
 from pylvs.io import netcfg
 from pylvs.testing.netns import Lab, wait_until
 
-VIP = "207.175.44.110"
-CIP = "192.0.2.2"
-GIP = "192.0.2.1"
-SIP = "192.0.2.3"
-DIP = "198.51.100.1"
-RIP = "198.51.100.2"
 PORT = 8080
 
 
-def _setup(lab: Lab) -> None:
+@dataclass(frozen=True)
+class Family:
+    """The script's addresses in one address family (test_selftest_v6.py has the IPv6 ones)."""
+
+    af: int
+    vip: str
+    cip: str  # client, on the bridge
+    gip: str  # director, client side
+    sip: str  # real server, client side (DR/TUN replies)
+    dip: str  # director, real server side
+    rip: str  # real server
+    prefixlen: int
+
+    @property
+    def v6(self) -> bool:
+        return self.af == AF_INET6
+
+    def hostport(self, addr: str) -> str:
+        """ADDR:PORT as ipvsadm and socat write it (IPv6 in brackets)."""
+        return f"[{addr}]:{PORT}" if self.v6 else f"{addr}:{PORT}"
+
+
+V4 = Family(
+    af=AF_INET,
+    vip="207.175.44.110",
+    cip="192.0.2.2",
+    gip="192.0.2.1",
+    sip="192.0.2.3",
+    dip="198.51.100.1",
+    rip="198.51.100.2",
+    prefixlen=24,
+)
+VIP, RIP = V4.vip, V4.rip
+
+
+def _setup(lab: Lab, fam: Family = V4) -> None:
     """ipvs.sh setup(): the three namespaces, the bridge, the addresses; no routes, no VIP."""
     for short in ("ns0", "ns1", "ns2"):
         lab.add_netns(short)
-    lab.veth("ns0", "veth01", "ns1", "veth10", addr_b=f"{GIP}/24")
-    lab.veth("ns0", "veth02", "ns2", "veth20", addr_b=f"{SIP}/24")
-    lab.veth("ns1", "veth12", "ns2", "veth21", addr_a=f"{DIP}/24", addr_b=f"{RIP}/24")
+        if fam.v6:
+            # Duplicate address detection off before the interfaces exist: usable at once.
+            for conf in ("all", "default"):
+                _sysctl(lab, short, f"net.ipv6.conf.{conf}.accept_dad", 0)
+    n = fam.prefixlen
+    lab.veth("ns0", "veth01", "ns1", "veth10", addr_b=f"{fam.gip}/{n}")
+    lab.veth("ns0", "veth02", "ns2", "veth20", addr_b=f"{fam.sip}/{n}")
+    lab.veth("ns1", "veth12", "ns2", "veth21", addr_a=f"{fam.dip}/{n}", addr_b=f"{fam.rip}/{n}")
     with lab.inside("ns0"):
         netcfg.add_bridge("br0")
         netcfg.set_link_master("veth01", "br0")
         netcfg.set_link_master("veth02", "br0")
         netcfg.set_link_up("br0")
-        netcfg.add_address("br0", f"{CIP}/24")
+        netcfg.add_address("br0", f"{fam.cip}/{n}")
 
 
 def _ip(lab: Lab, short: str, *args: str) -> None:
@@ -70,26 +106,27 @@ def _sysctl(lab: Lab, short: str, key: str, value: int) -> None:
         netcfg.write_sysctl(key, value)
 
 
-def _listening(lab: Lab, short: str, port: int) -> bool:
-    table = lab.run(short, ["cat", "/proc/net/tcp"]).stdout.decode()
+def _listening(lab: Lab, short: str, port: int, fam: Family = V4) -> bool:
+    table = lab.run(short, ["cat", "/proc/net/tcp6" if fam.v6 else "/proc/net/tcp"]).stdout.decode()
     return any(
         line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A"
         for line in table.splitlines()[1:]
     )
 
 
-def _test_service(lab: Lab, tmp_path: Path) -> None:
+def _test_service(lab: Lab, tmp_path: Path, fam: Family = V4) -> None:
     """ipvs.sh test_service: socat 32 random bytes client -> VIP -> real server, then cmp."""
     infile = tmp_path / "in.bin"
     outfile = tmp_path / "out.bin"
     infile.write_bytes(os.urandom(32))
+    family = "-6" if fam.v6 else "-4"
     with outfile.open("wb") as out:
         server = lab.popen(
-            "ns2", ["socat", "-u", "-4", f"TCP-LISTEN:{PORT},reuseaddr", "STDOUT"], stdout=out
+            "ns2", ["socat", "-u", family, f"TCP-LISTEN:{PORT},reuseaddr", "STDOUT"], stdout=out
         )
-    wait_until(lambda: _listening(lab, "ns2", PORT), what="socat listening")
+    wait_until(lambda: _listening(lab, "ns2", PORT, fam), what="socat listening")
     with infile.open("rb") as data:
-        lab.run("ns0", ["socat", "-u", "-4", "STDIN", f"TCP:{VIP}:{PORT}"], stdin=data)
+        lab.run("ns0", ["socat", "-u", family, "STDIN", f"TCP:{fam.hostport(fam.vip)}"], stdin=data)
     server.wait(10)
     assert subprocess.run(["cmp", str(outfile), str(infile)]).returncode == 0
 
@@ -113,11 +150,14 @@ def _stop_started_daemon(lab: Lab) -> None:
         wait_until(lambda: not os.path.exists(f"/proc/{pid}"), what=f"pylvsd {pid} to exit")
 
 
-def _script(lab: Lab, mode: str, ipvsadm: Callable[..., None]) -> None:
+def _script(lab: Lab, mode: str, ipvsadm: Callable[..., None], fam: Family = V4) -> None:
     """test_dr / test_nat / test_tun of ipvs.sh, step by step in the script's order: the virtual
     service is added before the VIP is on the director's lo (so with no route to it), and ``-g``
     is ipvsadm's default forwarding method where the script gives none."""
-    _ip(lab, "ns0", "route", "add", VIP, "via", GIP, "dev", "br0")
+    if fam.v6:
+        _script6(lab, mode, ipvsadm, fam)
+        return
+    _ip(lab, "ns0", "route", "add", VIP, "via", V4.gip, "dev", "br0")
     if mode == "tun":
         # modprobe ipip / tunl0: not in this kernel; the real server runs pylvs's decapsulator.
         _sysctl(lab, "ns1", "net.ipv4.ip_forward", 0)
@@ -131,7 +171,7 @@ def _script(lab: Lab, mode: str, ipvsadm: Callable[..., None]) -> None:
     _ip(lab, "ns1", "addr", "add", f"{VIP}/32", "dev", "lo", "label", "lo:1")
     if mode == "nat":
         _ip(lab, "ns2", "link", "del", "veth20")
-        _ip(lab, "ns2", "route", "add", "default", "via", DIP, "dev", "veth21")
+        _ip(lab, "ns2", "route", "add", "default", "via", V4.dip, "dev", "veth21")
         return
     _sysctl(lab, "ns2", "net.ipv4.conf.all.arp_ignore", 1)
     _sysctl(lab, "ns2", "net.ipv4.conf.all.arp_announce", 2)
@@ -140,10 +180,28 @@ def _script(lab: Lab, mode: str, ipvsadm: Callable[..., None]) -> None:
     _ip(lab, "ns2", "addr", "add", f"{VIP}/32", "dev", "lo", "label", "lo:1")
 
 
-def _start_decapsulator(lab: Lab) -> subprocess.Popen[str]:
+def _script6(lab: Lab, mode: str, ipvsadm: Callable[..., None], fam: Family) -> None:
+    """The same steps in IPv6: ``forwarding`` for ``ip_forward``; IPv6 has no ``send_redirects``
+    switch, no ARP (a VIP on lo is never advertised: Linux answers a Neighbor Solicitation only
+    for an address of the interface it came in on, so nothing replaces arp_ignore/arp_announce),
+    no rp_filter, and no address labels (``lo:1``)."""
+    _ip(lab, "ns0", "route", "add", fam.vip, "via", fam.gip, "dev", "br0")
+    _sysctl(lab, "ns1", "net.ipv6.conf.all.forwarding", 0 if mode == "tun" else 1)
+    ipvsadm("-A", "-t", fam.hostport(fam.vip), "-s", "rr")
+    switch = {"dr": [], "nat": ["-m"], "tun": ["-i"]}[mode]
+    ipvsadm("-a", *switch, "-t", fam.hostport(fam.vip), "-r", fam.hostport(fam.rip))
+    _ip(lab, "ns1", "addr", "add", f"{fam.vip}/128", "dev", "lo")
+    if mode == "nat":
+        _ip(lab, "ns2", "link", "del", "veth20")
+        _ip(lab, "ns2", "route", "add", "default", "via", fam.dip, "dev", "veth21")
+        return
+    _ip(lab, "ns2", "addr", "add", f"{fam.vip}/128", "dev", "lo")
+
+
+def _start_decapsulator(lab: Lab, fam: Family = V4) -> subprocess.Popen[str]:
     decap = lab.popen(
         "ns2",
-        pylvs_argv("pylvs.cli.pylvs", "realserver", "--vip", VIP, "--mode", "tun"),
+        pylvs_argv("pylvs.cli.pylvs", "realserver", "--vip", fam.vip, "--mode", "tun"),
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,
@@ -152,11 +210,15 @@ def _start_decapsulator(lab: Lab) -> subprocess.Popen[str]:
     return decap
 
 
-@pytest.mark.parametrize("via", ["pylvsadm", "control"])
-@pytest.mark.parametrize("mode", ["dr", "nat", "tun"])
-def test_ipvs_selftest(tmp_path: Path, backend: str, mode: str, via: str) -> None:
+VIAS = ["pylvsadm", "control"]
+MODES = ["dr", "nat", "tun"]
+
+
+def run_selftest(tmp_path: Path, backend: str, mode: str, via: str, fam: Family) -> None:
+    """The script's test for one mode, with ``ipvsadm`` as pylvsadm command lines or as
+    control-client calls, then the transfer and the destination's connection counter."""
     with Lab() as lab:
-        _setup(lab)
+        _setup(lab, fam)
         decap = None
         started = None
         try:
@@ -172,23 +234,26 @@ def test_ipvs_selftest(tmp_path: Path, backend: str, mode: str, via: str) -> Non
                 ctl = started.ctl
 
                 def ipvsadm(*args: str) -> None:
-                    svc = ServiceSpec(protocol=IPPROTO_TCP, addr=VIP, port=PORT, scheduler="rr")
+                    svc = ServiceSpec(
+                        af=fam.af, protocol=IPPROTO_TCP, addr=fam.vip, port=PORT, scheduler="rr"
+                    )
                     if args[0] == "-A":
                         ctl.add_service(svc)
                     else:
                         methods = {"-m": FwdMethod.MASQ, "-i": FwdMethod.TUNNEL}
                         fwd = methods.get(args[1], FwdMethod.ROUTE)
-                        dest = DestSpec(addr=RIP, port=PORT, fwd=int(fwd))
+                        dest = DestSpec(af=fam.af, addr=fam.rip, port=PORT, fwd=int(fwd))
                         ctl.add_dest(svc, dest)
 
-            _script(lab, mode, ipvsadm)
+            _script(lab, mode, ipvsadm, fam)
             if mode == "tun":
                 # Where the kernel has ipip, tunl0 decapsulates; here pylvs's decapsulator does.
-                decap = _start_decapsulator(lab)
-            _test_service(lab, tmp_path)
+                decap = _start_decapsulator(lab, fam)
+            _test_service(lab, tmp_path, fam)
             if via == "pylvsadm":
                 listing = _pylvsadm(lab, "-L", "-n", "--stats")
-                assert f"  -> {RIP}:{PORT}".ljust(33) + "        1" in listing
+                row = f"  -> {fam.hostport(fam.rip)}".ljust(33) + "        1"
+                assert row in listing, listing
             else:
                 (info,) = ctl.services()
                 assert info.dests[0].stats[0] == 1  # one connection scheduled
@@ -200,6 +265,12 @@ def test_ipvs_selftest(tmp_path: Path, backend: str, mode: str, via: str) -> Non
             if decap is not None:
                 lab.stop(decap)
                 lab.run("ns2", pylvs_argv("pylvs.cli.pylvs", "realserver", "--undo"), cwd=REPO)
+
+
+@pytest.mark.parametrize("via", VIAS)
+@pytest.mark.parametrize("mode", MODES)
+def test_ipvs_selftest(tmp_path: Path, backend: str, mode: str, via: str) -> None:
+    run_selftest(tmp_path, backend, mode, via, V4)
 
 
 SAVED = """-A -t 207.175.44.110:8080 -s rr

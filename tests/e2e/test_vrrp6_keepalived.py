@@ -6,6 +6,7 @@ A pylvsd pair too. Failover times are printed (``-s``), never asserted."""
 from __future__ import annotations
 
 import functools
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 VIP6 = "2001:db8:81::100"
-PING6 = ["ping6", "-c", "1", "-w", "2", VIP6]  # GNU inetutils ping6 (no iputils here)
+# GNU inetutils has ping6; iputils has only ping -6 (both take -c and -w)
+PING6 = [*(["ping6"] if shutil.which("ping6") else ["ping", "-6"]), "-c", "1", "-w", "2", VIP6]
 ADDR6 = {"a": "2001:db8:81::1", "b": "2001:db8:81::2", "c": "2001:db8:81::10"}
 
 

@@ -113,6 +113,36 @@ def test_cpu_not_at_a_lossless_step_is_marked() -> None:
     assert "* no lossless step" in text
 
 
+def test_ipv6_rows_are_compared_with_the_ipv6_references() -> None:
+    results = _results()
+    pps = results["pps"]
+    pps["kernel forward ipv6"] = _pps(100_000, 120_000)
+    pps["nft dnat ipv6"] = _pps(80_000, 100_000)
+    pps["pylvs afpacket dr pypy ipv6"] = _pps(
+        50_000, 60_000, cpu_us_per_packet=5.0, one_core_pps=200_000, cpu_at_lossless=True,
+        runtime="PyPy 3.9.16",
+    )  # fmt: skip
+    results["goals"] = report.goals(results)
+    text = report.table(results)
+    assert report.references("pylvs afpacket dr pypy ipv6") == (
+        "kernel forward ipv6",
+        "nft dnat ipv6",
+    )
+    assert report.references("pylvs afpacket dr pypy") == ("kernel forward", "nft dnat")
+    assert "| kernel forward ipv6 | kernel | 100000 | - | 1.00 | 1.25 | 120000 | 1.00 |" in text
+    assert "| nft dnat ipv6 | kernel | 80000 | - | 0.80 | 1.00 |" in text
+    # x kernel 0.50 (of 100000, not of the IPv4 200000), x nft 0.62, peak 60000 / 120000.
+    assert (
+        "| pylvs afpacket dr pypy ipv6 | PyPy 3.9.16 | 50000 | - | 0.50 | 0.62 | 60000 | 0.50 |"
+        in text
+    )
+    assert text.count("| 5.0 | 200000 |") == 1
+    assert "ipv6 rows: 80-byte frames; x kernel and x nft against kernel forward ipv6" in text
+    # The IPv4 rows keep the IPv4 references; the goals stay the IPv4 ones.
+    assert "| CPython 3.11.7 | 50000 | 55000 | 0.25 | 0.50 | 80000 | 0.36 |" in text
+    assert not any("ipv6" in goal["goal"] for goal in results["goals"])
+
+
 def test_chart_is_written(tmp_path: Any) -> None:
     pytest.importorskip("matplotlib")
     assert report.chart(_results(), tmp_path / "bench.png")

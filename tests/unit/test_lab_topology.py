@@ -154,7 +154,8 @@ def test_config_must_match_the_scenario(tmp_path: Path) -> None:
 
 def test_unknown_scenario_names_the_known_ones() -> None:
     with pytest.raises(
-        LabConfigError, match=r"no such scenario \(known: dr, farm, farmka, nat, tun\)"
+        LabConfigError,
+        match=r"no such scenario \(known: dr, dr6, farm, farmka, nat, nat6, tun, tun6\)",
     ):
         load_scenario("nosuch")
 

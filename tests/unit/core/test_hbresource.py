@@ -7,12 +7,14 @@ graceful stop, hb_standby and hb_takeover, and auto_failback legacy's ip-request
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 
 from pylvs.core.hbresource import (
     ALL,
+    AUTOFAILBACK_RETRY,
     FOREIGN,
     LOCAL,
     NONE,
@@ -61,9 +63,11 @@ class Pair:
             elif isinstance(action, Log):
                 node.logs.append(action.text)
 
-    def settle(self, limit: int = 500) -> None:
-        """Deliver every message and run every job until nothing moves."""
+    def settle(self, limit: int = 500, until: Callable[[], bool] | None = None) -> None:
+        """Deliver every message and run every job until nothing moves (or ``until()``)."""
         for _ in range(limit):
+            if until is not None and until():
+                return
             if self.wire:
                 src, send = self.wire.pop(0)
                 fields = dict(send.fields)
@@ -241,6 +245,28 @@ def test_killed_node_back_with_auto_failback_on_takes_its_group_back() -> None:
     pair.restart("nodea", "on")
     pair.comm_up("nodea", peer_dead=False)
     pair.advance(2.0)
+    assert pair.holders() == {"nodea": {A}, "nodeb": {B}}
+
+
+def test_peer_restarting_during_the_takeover_of_its_group_gets_it_back() -> None:
+    """A restart of nodea (heartbeat giving everything up and starting again, as after a healed
+    partition) whose ``starting`` and stable ``resource`` messages reach nodeb while nodeb is
+    still taking nodea's group over ("T_STARTING received during takeover"): with auto_failback
+    on, nodeb hands the group back once its takeover is complete."""
+    pair = _both_started("on")
+    pair.advance(RQSTDELAY + 1)
+    assert pair.holders() == {"nodea": {A}, "nodeb": {B}}
+    pair.apply("nodea", pair.nodes["nodea"].rm.shutdown(pair.now))
+
+    def taking_over() -> bool:
+        return any(j.purpose == "mach_down" for j in pair.nodes["nodeb"].jobs)
+
+    pair.settle(until=taking_over)
+    # nodea's heartbeat starts again before nodeb's mach_down job has run
+    pair.restart("nodea", "on")
+    pair.comm_up("nodea", peer_dead=False)
+    pair.advance(RQSTDELAY + 1 + AUTOFAILBACK_RETRY * 3)
+    assert "T_STARTING received during takeover." in pair.nodes["nodeb"].logs
     assert pair.holders() == {"nodea": {A}, "nodeb": {B}}
 
 
