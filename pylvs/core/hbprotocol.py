@@ -501,6 +501,11 @@ class HeartbeatNode:
                 self.gaps.nak_received(src, nak[0])
             return
         if kind == "reqnodes":
+            # Our answer brings the asker's communications up, and heartbeat then counts the
+            # active nodes at once (req_our_resources' upcount: alone, it takes its groups
+            # without an ip-request). Our acknowledgement of its first messages may have been
+            # all it heard from us: our status goes first, so that it counts us.
+            self._send_status(now, wall)
             fields = self.outbox.repnodes(src, self.cfg.nodes, self.wall, self.load)
             self._transmit(fields, "repnodes")
             return

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from pylvs.core import hbmsg
 from pylvs.core.hbmembership import Timing
+from pylvs.core.hbnode import Outbox
 from pylvs.core.hbping import PingTracker, echo_request, parse_echo_reply
 from pylvs.core.hbprotocol import HeartbeatNode, NodeConfig, Probe, Stopped, Transmit
 from pylvs.core.hbresource import Job, Log
@@ -417,3 +418,29 @@ def test_an_acknowledgement_before_a_nodes_first_status_is_not_a_partition() -> 
     net.run(1.0)
     assert not any("returning after partition" in line for line in a.logs)
     assert a.node.node_status("nodeb") == "active"
+
+
+def test_a_node_asking_for_the_node_list_hears_our_status_before_the_answer() -> None:
+    # A real heartbeat starting next to an active pylvs may hear only our acknowledgement of its
+    # first status before it asks for the node list; our repnodes brings its communications up
+    # and, with auto_failback legacy, it counts the active nodes at once (req_our_resources'
+    # upcount): not counting us, it takes its groups without an ip-request and both nodes hold
+    # the VIP. Our status must reach it before our repnodes.
+    net = Net(initdead=2.0, auto_failback="legacy")
+    net.start("nodeb")
+    net.run(2.55)  # alone: nodeb takes nodea's group at initdead
+    assert net.holder() == ["nodeb"]
+    b = net.hosts["nodeb"]
+    b.node.acks.trigger["nodea"] = 1  # nodeb acknowledges nodea's first message
+    nodea = Outbox("nodea", b"nodeanodeanodea!", 11, 2)
+    wall = WALL0 + net.now
+    mark = len(net.wire)
+    for fields in (
+        nodea.status("init", 2500, wall),
+        nodea.message([("t", "reqnodes"), ("dest", "nodeb")], wall, dest="nodeb"),
+    ):
+        data = hbmsg.encode(fields, KEY)
+        net.apply("nodeb", b.node.receive(data, "eth0", net.now, wall))
+    sent = [hbmsg.decode(d) for _s, d in net.wire[mark:]]
+    assert [m.get("t") for m in sent] == ["NS_ackmsg", "status", "repnodes"]
+    assert sent[1].get("st") == "active"
