@@ -1,4 +1,4 @@
-"""What the data plane takes from Python 3.10 and later, made to work on 3.9 (Debian's PyPy).
+"""What the data plane would take from newer Pythons, made to work on 3.9 (Debian's PyPy).
 
 Everything ``pylvs/core`` and ``pylvs/io`` import must run on Python 3.9, so that the data plane
 can run on PyPy 3.9; the control plane may use newer Python. This module holds the few
@@ -22,9 +22,9 @@ else:
 
     def slotted_dataclass(**kwargs: Any) -> Callable[[type[T]], type[T]]:
         """``@dataclass(...)`` with ``__slots__`` for its fields, on every Python: the dataclass
-        is made, then made again as a class with ``__slots__`` (what ``slots=True`` does from
-        3.10 on). Its methods must not use ``super()`` without arguments (it would name the
-        first class)."""
+        is made, then made again as a class with ``__slots__`` (what newer Pythons' own slots
+        option of ``dataclass`` does). Its methods must not use ``super()`` without arguments
+        (it would name the first class)."""
 
         def wrap(cls: type[T]) -> type[T]:
             made = dataclasses.dataclass(**kwargs)(cls)
